@@ -1,0 +1,196 @@
+//! Wiring: config in, a running Headcount out.
+//!
+//! [`start`] takes its listener from outside (tests bind `127.0.0.1:0`) and
+//! returns a [`Running`] handle; [`Running::shutdown`] stops accepting,
+//! lets in-flight requests finish, flushes every queued event to ClickHouse
+//! and returns. `main` is a thin shell around this.
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::enrich::geo::{GeoLookup, NoGeo};
+use crate::enrich::ua::{UaError, UaParser};
+use crate::ingest::{self, Ingest};
+use crate::privacy::SaltBook;
+use crate::salt_keeper::{self, KeeperError, SaltKeeper};
+use crate::store::{self, StoreError, writer::Writer};
+use crate::telemetry::{Health, Metrics};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Why Headcount could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    #[error("ClickHouse at {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Salt(#[from] KeeperError),
+    #[error("User-Agent parser: {0}")]
+    Ua(#[from] UaError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Things tests (and embedders) may replace.
+#[derive(Clone)]
+pub struct Options {
+    pub clock: SharedClock,
+    pub geo: Arc<dyn GeoLookup>,
+    /// Wait after proposing a salt before reading the agreed one.
+    pub salt_settle: Duration,
+    /// Create the salt key file when it is absent.
+    pub create_key: bool,
+    /// Longest time the writer keeps retrying at shutdown.
+    pub shutdown_retry: Duration,
+    /// Longest time in-flight connections get to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            geo: Arc::new(NoGeo),
+            salt_settle: Duration::from_secs(2),
+            create_key: true,
+            shutdown_retry: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A started Headcount.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics: Metrics,
+    pub salts: Arc<SaltBook>,
+    pub keeper: SaltKeeper,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    keeper_task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop accepting, drain connections, flush queued events, return.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.writer.await;
+        let _ = self.keeper_task.await;
+    }
+}
+
+/// Migrate ClickHouse, agree today's salt, start the writer and the server.
+pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Result<Running, AppError> {
+    let config = Arc::new(config);
+    let metrics = Metrics::new()?;
+    let health = Arc::new(Health::default());
+    let store_err = |source| AppError::Store { url: config.clickhouse.url.clone(), source };
+
+    let server_client = store::server_client(&config.clickhouse);
+    store::migrate::run(&server_client, &config.clickhouse.database).await.map_err(store_err)?;
+    let db = store::client(&config.clickhouse);
+    health.set_store_reachable(true);
+
+    let key = salt_keeper::load_or_create_key(&config.privacy.salt_key_file, opts.create_key)?;
+    let salts = Arc::new(SaltBook::new());
+    let keeper = SaltKeeper {
+        db: db.clone(),
+        key,
+        book: salts.clone(),
+        clock: opts.clock.clone(),
+        grace: config.privacy.salt_grace,
+        settle: opts.salt_settle,
+        metrics: metrics.clone(),
+    };
+    keeper.tick().await?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(config.clickhouse.queue_capacity);
+    let writer = Writer {
+        client: db.clone(),
+        table: "events".into(),
+        batch_rows: config.clickhouse.batch_rows,
+        batch_interval: config.clickhouse.batch_interval,
+        shutdown_retry: opts.shutdown_retry,
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let writer = tokio::spawn(writer.run(rx, stop_rx.clone()));
+    let keeper_task = tokio::spawn(keeper.clone().run(stop_rx.clone()));
+
+    let ingest = Arc::new(Ingest {
+        config: config.clone(),
+        ua: Arc::new(UaParser::embedded(10_000)?),
+        geo: opts.geo.clone(),
+        salts: salts.clone(),
+        clock: opts.clock.clone(),
+        sink: tx,
+        metrics: metrics.clone(),
+        health,
+    });
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(serve(listener, ingest, stop_rx, opts.drain_timeout));
+    tracing::info!(%addr, sites = config.sites.len(), ip_mode = ?config.privacy.ip_mode, "headcount listening");
+    Ok(Running { addr, metrics, salts, keeper, stop, server, writer, keeper_task })
+}
+
+/// Start, then run until `shutdown` resolves, then shut down cleanly.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AppError> {
+    let running = start(listener, config, opts).await?;
+    shutdown.await;
+    tracing::info!("shutting down: draining connections and flushing events");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>, drain: Duration) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ingest = ingest.clone();
+        let svc = service_fn(move |req| {
+            let ingest = ingest.clone();
+            async move { Ok::<_, std::convert::Infallible>(ingest::routes::handle(ingest, peer, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections did not finish in time");
+    }
+}

@@ -1,0 +1,519 @@
+//! Configuration: a TOML file, every key overridable from the environment.
+//!
+//! `HEADCOUNT_<SECTION>__<KEY>` overrides `[section] key` (for example
+//! `HEADCOUNT_CLICKHOUSE__URL`). [`Config::load`] takes the environment as an
+//! argument, so tests never touch the process environment.
+//!
+//! Loading is two-step: the file and environment are read into permissive
+//! raw types (strings, numbers), then [`RawConfig::validate`] checks every
+//! field and reports **every** problem at once — an operator fixes the whole
+//! file in one go instead of one error per restart.
+
+use crate::privacy::IpMode;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "HEADCOUNT_";
+
+/// The annotated default configuration printed by `headcount config example`.
+pub const EXAMPLE: &str = include_str!("config_example.toml");
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub privacy: PrivacyConfig,
+    pub sites: Vec<SiteConfig>,
+    pub log: LogConfig,
+    /// Directory of the config file; relative paths are resolved against it.
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Longest accepted URL or referrer, in bytes.
+    pub max_url_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Flush when this many events are buffered.
+    pub batch_rows: usize,
+    /// Flush at least this often while events are buffered.
+    pub batch_interval: Duration,
+    /// Events waiting for the writer; when full, new events are dropped and counted.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrivacyConfig {
+    pub ip_mode: IpMode,
+    pub trusted_proxies: Vec<IpNet>,
+    /// File holding the key that seals salts at rest.
+    pub salt_key_file: PathBuf,
+    /// How long after midnight yesterday's salt is still used to continue
+    /// sessions that cross midnight, before it is destroyed.
+    pub salt_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `headcount=debug`.
+    pub level: String,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The configuration as read, before validation. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub clickhouse: RawClickHouse,
+    pub privacy: RawPrivacy,
+    pub sites: Vec<RawSite>,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawServer {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    pub max_url_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawClickHouse {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub batch_rows: u64,
+    pub batch_interval_ms: u64,
+    pub queue_capacity: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawPrivacy {
+    pub ip_mode: String,
+    pub trusted_proxies: Vec<String>,
+    pub salt_key_file: String,
+    pub salt_grace_minutes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default)]
+pub struct RawSite {
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            server: RawServer::default(),
+            clickhouse: RawClickHouse::default(),
+            privacy: RawPrivacy::default(),
+            sites: Vec::new(),
+            log: RawLog::default(),
+        }
+    }
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer { listen: "127.0.0.1:8080".into(), max_body_bytes: 64 * 1024, max_url_bytes: 2000 }
+    }
+}
+
+impl Default for RawClickHouse {
+    fn default() -> Self {
+        RawClickHouse {
+            url: "http://127.0.0.1:8123".into(),
+            database: "headcount".into(),
+            user: None,
+            password: None,
+            batch_rows: 50_000,
+            batch_interval_ms: 1_000,
+            queue_capacity: 200_000,
+        }
+    }
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        RawPrivacy {
+            ip_mode: "hash".into(),
+            trusted_proxies: Vec::new(),
+            salt_key_file: "salt.key".into(),
+            salt_grace_minutes: 60,
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: "text".into(), level: "info".into() }
+    }
+}
+
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
+    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms", "queue_capacity"]),
+    ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
+    ("sites", &["domain"]),
+    ("log", &["format", "level"]),
+];
+
+impl Config {
+    /// Load `path` (which may be absent: defaults apply) and the given
+    /// environment pairs, then validate.
+    pub fn load<I, K, V>(path: &Path, env: I) -> Result<Config, ConfigErrors>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        let mut problems = Vec::new();
+        if path.exists() {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        for (k, v) in env {
+            let Some(rest) = k.as_ref().strip_prefix(ENV_PREFIX) else { continue };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if key.is_empty() {
+                continue;
+            }
+            let value: Value = v.as_ref().parse().unwrap_or_else(|_| Value::from(v.as_ref().to_string()));
+            fig = fig.merge(Serialized::defaults(figment::util::nest(&key, value)));
+        }
+        problems.extend(unknown_keys(&fig));
+        let raw: RawConfig = match fig.extract() {
+            Ok(raw) => raw,
+            Err(e) => {
+                problems.extend(e.into_iter().map(|e| e.to_string()));
+                return Err(ConfigErrors(problems));
+            }
+        };
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        match raw.validate(&base_dir) {
+            Ok(cfg) if problems.is_empty() => Ok(cfg),
+            Ok(_) => Err(ConfigErrors(problems)),
+            Err(ConfigErrors(more)) => {
+                problems.extend(more);
+                Err(ConfigErrors(problems))
+            }
+        }
+    }
+
+    /// The configured site for `domain`, if any (case-insensitive, a leading
+    /// `www.` is ignored on both sides).
+    pub fn site(&self, domain: &str) -> Option<&SiteConfig> {
+        let d = normalize_domain(domain);
+        self.sites.iter().find(|s| s.domain == d)
+    }
+}
+
+fn unknown_keys(fig: &Figment) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(Value::Dict(_, top)) = fig.find_value("") else { return out };
+    for (section, value) in &top {
+        let Some((_, keys)) = KNOWN_KEYS.iter().find(|(s, _)| s == section) else {
+            out.push(format!("unknown section [{section}]"));
+            continue;
+        };
+        let dicts: Vec<&figment::value::Dict> = match value {
+            Value::Dict(_, d) => vec![d],
+            Value::Array(_, items) => items.iter().filter_map(|i| i.as_dict()).collect(),
+            _ => Vec::new(),
+        };
+        for d in dicts {
+            for k in d.keys() {
+                if !keys.contains(&k.as_str()) {
+                    out.push(format!("unknown key `{k}` in [{section}] (known: {})", keys.join(", ")));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Lowercase, strip a trailing dot and a leading `www.`.
+pub fn normalize_domain(domain: &str) -> String {
+    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    d.strip_prefix("www.").map(str::to_string).unwrap_or(d)
+}
+
+impl RawConfig {
+    /// Check every field; collect every problem.
+    pub fn validate(&self, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let mut p = Vec::new();
+
+        let listen = self
+            .server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| p.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen)))
+            .ok();
+        if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 16 * 1024 * 1024 {
+            p.push("server.max_body_bytes: must be between 1024 and 16777216".into());
+        }
+        if !(256..=65_536).contains(&self.server.max_url_bytes) {
+            p.push("server.max_url_bytes: must be between 256 and 65536".into());
+        }
+
+        let ch = &self.clickhouse;
+        match url::Url::parse(&ch.url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => p.push(format!("clickhouse.url: `{}` is not an http(s) URL", ch.url)),
+        }
+        if ch.database.is_empty() || !ch.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            p.push(format!("clickhouse.database: `{}` must be non-empty letters, digits or _", ch.database));
+        }
+        if ch.batch_rows == 0 || ch.batch_rows > 1_000_000 {
+            p.push("clickhouse.batch_rows: must be between 1 and 1000000".into());
+        }
+        if ch.batch_interval_ms < 10 || ch.batch_interval_ms > 60_000 {
+            p.push("clickhouse.batch_interval_ms: must be between 10 and 60000".into());
+        }
+        if ch.queue_capacity < 1 || ch.queue_capacity > 10_000_000 {
+            p.push("clickhouse.queue_capacity: must be between 1 and 10000000".into());
+        }
+
+        let ip_mode = match self.privacy.ip_mode.as_str() {
+            "hash" => Some(IpMode::Hash),
+            "truncate" => Some(IpMode::Truncate),
+            other => {
+                p.push(format!("privacy.ip_mode: `{other}` must be \"hash\" or \"truncate\""));
+                None
+            }
+        };
+        let mut trusted_proxies = Vec::new();
+        for cidr in &self.privacy.trusted_proxies {
+            match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(net) => trusted_proxies.push(net.trunc()),
+                Err(_) => p.push(format!("privacy.trusted_proxies: `{cidr}` is not a CIDR like 10.0.0.0/8 or an address")),
+            }
+        }
+        if self.privacy.salt_key_file.is_empty() {
+            p.push("privacy.salt_key_file: must not be empty".into());
+        }
+        if self.privacy.salt_grace_minutes > 48 * 60 {
+            p.push("privacy.salt_grace_minutes: at most 2880 (48 hours)".into());
+        }
+
+        let mut sites = Vec::new();
+        if self.sites.is_empty() {
+            p.push("sites: at least one [[sites]] entry with a domain is required".into());
+        }
+        for (i, s) in self.sites.iter().enumerate() {
+            let d = normalize_domain(&s.domain);
+            let valid = !d.is_empty()
+                && d.len() <= 253
+                && !d.contains("://")
+                && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
+            if !valid {
+                p.push(format!("sites[{i}].domain: `{}` must be a bare host name like example.com", s.domain));
+            } else if sites.iter().any(|x: &SiteConfig| x.domain == d) {
+                p.push(format!("sites[{i}].domain: `{d}` is listed twice"));
+            } else {
+                sites.push(SiteConfig { domain: d });
+            }
+        }
+
+        let format = match self.log.format.as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                p.push(format!("log.format: `{other}` must be \"text\" or \"json\""));
+                None
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            p.push(format!("log.level: `{}` is not a tracing filter like \"info\"", self.log.level));
+        }
+
+        match (listen, ip_mode, format) {
+            (Some(listen), Some(ip_mode), Some(format)) if p.is_empty() => {
+                let key = PathBuf::from(&self.privacy.salt_key_file);
+                Ok(Config {
+                    server: ServerConfig {
+                        listen,
+                        max_body_bytes: self.server.max_body_bytes as usize,
+                        max_url_bytes: self.server.max_url_bytes as usize,
+                    },
+                    clickhouse: ClickHouseConfig {
+                        url: ch.url.clone(),
+                        database: ch.database.clone(),
+                        user: ch.user.clone(),
+                        password: ch.password.clone(),
+                        batch_rows: ch.batch_rows as usize,
+                        batch_interval: Duration::from_millis(ch.batch_interval_ms),
+                        queue_capacity: ch.queue_capacity as usize,
+                    },
+                    privacy: PrivacyConfig {
+                        ip_mode,
+                        trusted_proxies,
+                        salt_key_file: if key.is_absolute() { key } else { base_dir.join(key) },
+                        salt_grace: Duration::from_secs(self.privacy.salt_grace_minutes * 60),
+                    },
+                    sites,
+                    log: LogConfig { format, level: self.log.level.clone() },
+                    base_dir: base_dir.to_path_buf(),
+                })
+            }
+            _ => Err(ConfigErrors(p)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let mut f = tempfile::NamedTempFile::new().expect("tmp");
+        f.write_all(toml.as_bytes()).expect("write");
+        Config::load(f.path(), env.iter().copied())
+    }
+
+    #[test]
+    fn example_is_valid_and_matches_defaults() {
+        let cfg = load_str(EXAMPLE, &[]).expect("example config is valid");
+        assert_eq!(cfg.server.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(cfg.clickhouse.url, "http://127.0.0.1:8123");
+        assert_eq!(cfg.clickhouse.database, "headcount");
+        assert_eq!(cfg.privacy.ip_mode, IpMode::Hash);
+        assert!(cfg.privacy.trusted_proxies.is_empty());
+        assert_eq!(cfg.sites, vec![SiteConfig { domain: "example.com".into() }]);
+        let defaults = RawConfig::default();
+        assert_eq!(cfg.clickhouse.batch_rows as u64, defaults.clickhouse.batch_rows);
+        assert_eq!(cfg.server.max_body_bytes as u64, defaults.server.max_body_bytes);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let cfg = load_str(
+            EXAMPLE,
+            &[
+                ("HEADCOUNT_CLICKHOUSE__URL", "http://10.0.0.5:8123"),
+                ("HEADCOUNT_PRIVACY__IP_MODE", "truncate"),
+                ("HEADCOUNT_PRIVACY__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"::1\"]"),
+                ("HEADCOUNT_CLICKHOUSE__BATCH_ROWS", "10"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(cfg.clickhouse.url, "http://10.0.0.5:8123");
+        assert_eq!(cfg.privacy.ip_mode, IpMode::Truncate);
+        assert_eq!(cfg.privacy.trusted_proxies.len(), 2);
+        assert_eq!(cfg.clickhouse.batch_rows, 10);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load_str(
+            r#"
+            [server]
+            listen = "nope"
+            [clickhouse]
+            url = "ftp://x"
+            database = "bad-name"
+            [privacy]
+            ip_mode = "plain"
+            trusted_proxies = ["10.0.0.0/33", "10.0.0.0/8"]
+            colour = "blue"
+            [[sites]]
+            domain = "https://example.com/"
+            [[sites]]
+            domain = "a.com"
+            [[sites]]
+            domain = "www.A.com"
+            "#,
+            &[],
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "server.listen",
+            "clickhouse.url",
+            "clickhouse.database",
+            "privacy.ip_mode",
+            "10.0.0.0/33",
+            "unknown key `colour`",
+            "sites[0].domain",
+            "listed twice",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(err.0.len() >= 8, "{text}");
+    }
+
+    #[test]
+    fn site_lookup_is_normalized() {
+        let cfg = load_str(EXAMPLE, &[]).expect("valid");
+        assert!(cfg.site("Example.COM").is_some());
+        assert!(cfg.site("www.example.com").is_some());
+        assert!(cfg.site("example.org").is_none());
+    }
+
+    #[test]
+    fn salt_key_path_is_relative_to_config() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("headcount.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let cfg = Config::load(&path, std::iter::empty::<(String, String)>()).expect("valid");
+        assert_eq!(cfg.privacy.salt_key_file, dir.path().join("salt.key"));
+    }
+}

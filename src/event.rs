@@ -1,0 +1,59 @@
+//! The depersonalized event: the only thing that leaves the ingest path.
+//!
+//! By construction an [`Event`] cannot carry a raw IP or a raw User-Agent:
+//! it has a [`VisitorId`] (keyed daily hash), an optional truncated network
+//! (only in `truncate` mode), and coarse facts derived from the User-Agent.
+//! URLs are reduced to host and path; the only query parameters kept are the
+//! campaign tags (`utm_*`, `ref`, `source`).
+
+use crate::privacy::VisitorId;
+use time::OffsetDateTime;
+
+/// Campaign parameters taken from the page URL's query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Campaign {
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    /// `?ref=` (Plausible, Product Hunt, …)
+    pub ref_param: String,
+    /// `?source=`
+    pub source_param: String,
+}
+
+/// One pageview or custom event, depersonalized and enriched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Configured site domain (normalised).
+    pub site: String,
+    pub ts: OffsetDateTime,
+    /// `pageview`, or a custom event name.
+    pub name: String,
+    pub visitor_id: VisitorId,
+    /// Truncated network in `truncate` mode, empty in `hash` mode.
+    pub ip_prefix: String,
+    pub hostname: String,
+    pub pathname: String,
+    /// Referrer host (lowercase, no `www.`), empty for direct/self-referral.
+    pub referrer_host: String,
+    /// Referrer path, without query string or fragment.
+    pub referrer_path: String,
+    pub campaign: Campaign,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    /// `desktop`, `mobile`, `tablet` or `other`.
+    pub device: &'static str,
+    /// Viewport width reported by the tracker (`w`), 0 when unknown.
+    pub screen_width: u16,
+    /// `false` for non-interactive events (they do not end a bounce).
+    pub interactive: bool,
+    /// Revenue in millionths of the currency unit, 0 when none.
+    pub revenue_micros: i64,
+    pub revenue_currency: String,
+    pub prop_keys: Vec<String>,
+    pub prop_values: Vec<String>,
+}

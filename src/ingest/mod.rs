@@ -1,0 +1,147 @@
+//! The HTTP beacon: where requests arrive and raw data is turned into events.
+//!
+//! Order of work for every tracking request, cheapest first:
+//!
+//! 1. size limits and route ([`routes`]);
+//! 2. client IP from the socket peer, believing proxy headers only from
+//!    configured proxies ([`client_ip`]) — the address is wrapped in
+//!    [`ClientIp`] and never printed;
+//! 3. payload parsing ([`payload`]) and site check — unknown sites are
+//!    dropped before any expensive work;
+//! 4. bot tokens in the User-Agent (cheap substring scan), then the cached
+//!    User-Agent parse;
+//! 5. country/ASN lookup on the full IP ([`crate::enrich::geo`]), then
+//!    [`crate::privacy::depersonalize`] consumes the IP;
+//! 6. the depersonalized [`Event`] goes to a bounded queue. When the queue is
+//!    full the event is dropped and counted — a tracking pixel must never
+//!    make a page wait, and memory must stay bounded.
+//!
+//! This module never mentions ClickHouse: it hands events to an
+//! `mpsc::Sender<Event>` and whoever drains it stores them.
+
+pub mod client_ip;
+pub mod payload;
+pub mod routes;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::enrich::geo::GeoLookup;
+use crate::enrich::ua::UaParser;
+use crate::enrich::{bots, url};
+use crate::event::Event;
+use crate::privacy::{self, ClientIp, SaltBook};
+use crate::telemetry::{DropReason, Health, Metrics};
+use payload::Beacon;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What happened to one tracking request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many events (one per listed site) were queued.
+    Accepted(usize),
+    Dropped(DropReason),
+}
+
+/// A request whose data is unusable; the API answers 400.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectError {
+    #[error(transparent)]
+    Payload(#[from] payload::PayloadError),
+    #[error("invalid `u`: {0}")]
+    Url(url::UrlError),
+    #[error("invalid `r`: {0}")]
+    Referrer(url::UrlError),
+}
+
+/// Everything the ingest path needs, shared by all connections.
+pub struct Ingest {
+    pub config: Arc<Config>,
+    pub ua: Arc<UaParser>,
+    pub geo: Arc<dyn GeoLookup>,
+    pub salts: Arc<SaltBook>,
+    pub clock: SharedClock,
+    pub sink: mpsc::Sender<Event>,
+    pub metrics: Metrics,
+    pub health: Arc<Health>,
+}
+
+impl Ingest {
+    /// Validate, enrich, depersonalize and queue one beacon.
+    pub fn record(&self, beacon: Beacon, ip: ClientIp, user_agent: &str) -> Result<Outcome, RejectError> {
+        let sites: Vec<&str> = beacon
+            .domains
+            .iter()
+            .filter_map(|d| self.config.site(d))
+            .map(|s| s.domain.as_str())
+            .collect();
+        if sites.is_empty() {
+            return Ok(Outcome::Dropped(DropReason::UnknownSite));
+        }
+        if bots::is_bot(user_agent) {
+            return Ok(Outcome::Dropped(DropReason::Bot));
+        }
+        let max_url = self.config.server.max_url_bytes;
+        let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
+        let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
+            .map_err(RejectError::Referrer)?;
+        let ua = self.ua.parse(user_agent);
+        if ua.is_bot {
+            return Ok(Outcome::Dropped(DropReason::Bot));
+        }
+
+        let now = self.clock.now();
+        let Some(salt) = self.salts.get(now.date()) else {
+            return Ok(Outcome::Dropped(DropReason::NoSalt));
+        };
+        // Everything derived from the full IP happens here, before it is dropped.
+        let _location = self.geo.locate(&ip);
+        let pseudonyms = privacy::depersonalize(ip, user_agent, &sites, &salt, self.config.privacy.ip_mode);
+
+        let (revenue_micros, revenue_currency) = match &beacon.revenue {
+            Some(r) => (r.micros, r.currency.clone()),
+            None => (0, String::new()),
+        };
+        let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.iter().cloned().unzip();
+        let mut queued = 0;
+        for (site, pseudonym) in sites.iter().zip(pseudonyms) {
+            let event = Event {
+                site: (*site).to_string(),
+                ts: now,
+                name: beacon.name.clone(),
+                visitor_id: pseudonym.visitor_id,
+                ip_prefix: pseudonym.ip_prefix.unwrap_or_default(),
+                hostname: page.hostname.clone(),
+                pathname: page.pathname.clone(),
+                referrer_host: referrer.host.clone(),
+                referrer_path: referrer.path.clone(),
+                campaign: page.campaign.clone(),
+                browser: ua.browser.clone(),
+                browser_version: ua.browser_version.clone(),
+                os: ua.os.clone(),
+                os_version: ua.os_version.clone(),
+                device: ua.device.as_str(),
+                screen_width: beacon.screen_width,
+                interactive: beacon.interactive,
+                revenue_micros,
+                revenue_currency: revenue_currency.clone(),
+                prop_keys: prop_keys.clone(),
+                prop_values: prop_values.clone(),
+            };
+            match self.sink.try_send(event) {
+                Ok(()) => queued += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => return Ok(Outcome::Dropped(DropReason::QueueFull)),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(Outcome::Dropped(DropReason::ShuttingDown)),
+            }
+        }
+        Ok(Outcome::Accepted(queued))
+    }
+
+    /// Count an outcome in the metrics.
+    pub fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Accepted(n) => self.metrics.events_accepted.inc_by(n as u64),
+            Outcome::Dropped(reason) => self.metrics.dropped(reason),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! What a browser sends, parsed into a [`Beacon`].
+//!
+//! Two wire formats:
+//!
+//! * `POST /api/event` — the **Plausible Events API payload, unchanged**, so
+//!   a Plausible user switches by changing one URL. Short and long keys
+//!   (`n`/`name`, `u`/`url`, `d`/`domain`, `r`/`referrer`, `m`/`meta` or
+//!   `p`/`props`, `h`/`hashMode`, `$`/`revenue`, `i`/`interactive`), plus `w`
+//!   (viewport width) and `v` (tracker version). `p` may be an object or a
+//!   JSON-encoded string (the legacy `plausible-tracker` package sends a
+//!   string). The body is parsed as JSON whatever the Content-Type says:
+//!   trackers send `text/plain` to avoid a CORS preflight.
+//! * `GET /p.gif?d=…&u=…&r=…&n=…` — the no-JavaScript pixel.
+//!
+//! Parsing is strict about structure (clear 400s naming the problem) and
+//! lenient about sizes that do not matter (props beyond the limit are cut).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Most custom properties kept per event (Plausible's limit).
+pub const MAX_PROPS: usize = 30;
+/// Longest property key kept.
+pub const MAX_PROP_KEY: usize = 300;
+/// Longest property value kept.
+pub const MAX_PROP_VALUE: usize = 2000;
+/// Longest event name.
+pub const MAX_NAME: usize = 120;
+/// Most sites one event may be recorded to (`d: "a.com,b.com"`).
+pub const MAX_DOMAINS: usize = 10;
+
+/// A parsed, not yet validated, tracking request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Beacon {
+    pub name: String,
+    pub url: String,
+    pub domains: Vec<String>,
+    pub referrer: Option<String>,
+    pub props: Vec<(String, String)>,
+    pub hash_mode: bool,
+    pub revenue: Option<Revenue>,
+    pub interactive: bool,
+    pub screen_width: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revenue {
+    pub micros: i64,
+    pub currency: String,
+}
+
+/// A request the client must fix; answered with 400 and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("request body is not valid UTF-8")]
+    NotUtf8,
+    #[error("request body is not a JSON object: {0}")]
+    Json(String),
+    #[error("missing required field `{0}`")]
+    Missing(&'static str),
+    #[error("invalid field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: &'static str },
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(alias = "name")]
+    n: Option<String>,
+    #[serde(alias = "url")]
+    u: Option<String>,
+    #[serde(alias = "domain")]
+    d: Option<String>,
+    #[serde(alias = "referrer")]
+    r: Option<String>,
+    #[serde(alias = "meta", alias = "p", alias = "props")]
+    m: Option<Value>,
+    #[serde(alias = "hashMode")]
+    h: Option<Value>,
+    #[serde(rename = "$", alias = "revenue")]
+    revenue: Option<Value>,
+    #[serde(alias = "interactive")]
+    i: Option<Value>,
+    w: Option<Value>,
+    #[allow(dead_code)]
+    v: Option<Value>,
+}
+
+/// Parse a Plausible Events API body.
+pub fn from_json(body: &[u8]) -> Result<Beacon, PayloadError> {
+    let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
+    let wire: Wire = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
+    let name = required(wire.n, "n")?;
+    let url = required(wire.u, "u")?;
+    let domains = domains(&required(wire.d, "d")?)?;
+    Ok(Beacon {
+        name: event_name(name)?,
+        url,
+        domains,
+        referrer: wire.r.filter(|r| !r.is_empty()),
+        props: props(wire.m)?,
+        hash_mode: truthy(wire.h.as_ref()),
+        revenue: wire.revenue.map(revenue).transpose()?,
+        interactive: wire.i.as_ref().map(|v| truthy(Some(v))).unwrap_or(true),
+        screen_width: width(wire.w.as_ref()),
+    })
+}
+
+/// Parse the pixel's query string. `u` falls back to the `Referer` header
+/// (the page embedding the `<img>`), `d` to that URL's host.
+pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Beacon, PayloadError> {
+    let mut b = Beacon { name: "pageview".into(), interactive: true, ..Beacon::default() };
+    let mut domain = None;
+    let mut props_raw = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = decode_component(v)?;
+        match k {
+            "d" | "domain" => domain = Some(v),
+            "u" | "url" => b.url = v,
+            "r" | "referrer" => b.referrer = Some(v).filter(|r| !r.is_empty()),
+            "n" | "name" => b.name = v,
+            "p" | "props" => props_raw = Some(Value::String(v)),
+            "h" => b.hash_mode = v == "1" || v == "true",
+            "w" => b.screen_width = v.parse::<u32>().map(|w| w.min(u16::MAX as u32) as u16).unwrap_or(0),
+            _ => {}
+        }
+    }
+    if b.url.is_empty() {
+        b.url = referer_header.unwrap_or_default().to_string();
+    } else if b.referrer.is_none() {
+        // Without an explicit `r`, the Referer header is the best referrer
+        // we have; when it is the page itself it is dropped as a self-referral.
+        b.referrer = referer_header.filter(|r| !r.is_empty() && *r != b.url).map(str::to_string);
+    }
+    if b.url.is_empty() {
+        return Err(PayloadError::Missing("u"));
+    }
+    let domain = match domain {
+        Some(d) if !d.is_empty() => d,
+        _ => url::Url::parse(&b.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .ok_or(PayloadError::Missing("d"))?,
+    };
+    b.domains = domains(&domain)?;
+    b.name = event_name(std::mem::take(&mut b.name))?;
+    b.props = props(props_raw)?;
+    Ok(b)
+}
+
+fn decode_component(v: &str) -> Result<String, PayloadError> {
+    let spaced = v.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| PayloadError::NotUtf8)
+}
+
+fn required(v: Option<String>, field: &'static str) -> Result<String, PayloadError> {
+    match v {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(PayloadError::Missing(field)),
+    }
+}
+
+fn event_name(name: String) -> Result<String, PayloadError> {
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        return Err(PayloadError::Missing("n"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(PayloadError::Invalid { field: "n", reason: "event name longer than 120 characters" });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(PayloadError::Invalid { field: "n", reason: "event name contains control characters" });
+    }
+    Ok(name)
+}
+
+fn domains(d: &str) -> Result<Vec<String>, PayloadError> {
+    let list: Vec<String> = d.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if list.is_empty() {
+        return Err(PayloadError::Missing("d"));
+    }
+    if list.len() > MAX_DOMAINS {
+        return Err(PayloadError::Invalid { field: "d", reason: "more than 10 domains" });
+    }
+    Ok(list)
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => s == "1" || s == "true",
+        _ => false,
+    }
+}
+
+fn width(v: Option<&Value>) -> u16 {
+    v.and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .filter(|w| w.is_finite() && *w >= 0.0)
+        .map(|w| w.min(u16::MAX as f64) as u16)
+        .unwrap_or(0)
+}
+
+fn clip(s: &str, max: usize) -> String {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_string()
+}
+
+fn props(m: Option<Value>) -> Result<Vec<(String, String)>, PayloadError> {
+    let obj = match m {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) => o,
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Vec::new()),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(o)) => o,
+            Ok(Value::Null) => return Ok(Vec::new()),
+            _ => return Err(PayloadError::Invalid { field: "p", reason: "props must be an object or a JSON-encoded object" }),
+        },
+        Some(_) => return Err(PayloadError::Invalid { field: "p", reason: "props must be an object or a JSON-encoded object" }),
+    };
+    let mut out = Vec::with_capacity(obj.len().min(MAX_PROPS));
+    for (k, v) in obj {
+        if out.len() >= MAX_PROPS {
+            break;
+        }
+        let value = match v {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(PayloadError::Invalid { field: "p", reason: "property values must be strings, numbers or booleans" });
+            }
+        };
+        if k.is_empty() || value.is_empty() {
+            continue;
+        }
+        out.push((clip(&k, MAX_PROP_KEY), clip(&value, MAX_PROP_VALUE)));
+    }
+    Ok(out)
+}
+
+fn revenue(v: Value) -> Result<Revenue, PayloadError> {
+    const BAD: PayloadError = PayloadError::Invalid { field: "$", reason: "revenue must be {\"amount\": number, \"currency\": \"ISO code\"}" };
+    let obj = match v {
+        Value::Object(o) => o,
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(o)) => o,
+            _ => return Err(BAD),
+        },
+        _ => return Err(BAD),
+    };
+    let amount = match obj.get("amount") {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|a| a.is_finite() && a.abs() < 9.0e12)
+    .ok_or(BAD)?;
+    let currency = obj.get("currency").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(BAD);
+    }
+    Ok(Revenue { micros: (amount * 1_000_000.0).round() as i64, currency: currency.to_ascii_uppercase() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_keys() {
+        let short = from_json(br#"{"n":"pageview","u":"https://a.com/x","d":"a.com","r":null,"w":1280,"h":1}"#).expect("ok");
+        let long = from_json(br#"{"name":"pageview","url":"https://a.com/x","domain":"a.com","referrer":null,"w":1280,"hashMode":true}"#)
+            .expect("ok");
+        assert_eq!(short, long);
+        assert_eq!(short.screen_width, 1280);
+        assert!(short.hash_mode && short.interactive);
+    }
+
+    #[test]
+    fn props_as_object_or_string() {
+        let obj = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":{"plan":"pro","seats":3,"trial":true,"none":null}}"#)
+            .expect("ok");
+        let string = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":"{\"plan\":\"pro\",\"seats\":3,\"trial\":true}"}"#)
+            .expect("ok");
+        let meta = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","m":{"plan":"pro","seats":3,"trial":true}}"#)
+            .expect("ok");
+        let want = vec![("plan".into(), "pro".into()), ("seats".into(), "3".into()), ("trial".into(), "true".into())];
+        assert_eq!(obj.props, want);
+        assert_eq!(string.props, want);
+        assert_eq!(meta.props, want);
+    }
+
+    #[test]
+    fn revenue_and_interactive() {
+        let b = from_json(br#"{"n":"Purchase","u":"https://a.com/","d":"a.com","$":{"amount":"19.99","currency":"eur"},"i":false}"#)
+            .expect("ok");
+        assert_eq!(b.revenue, Some(Revenue { micros: 19_990_000, currency: "EUR".into() }));
+        assert!(!b.interactive);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: &[(&[u8], PayloadError)] = &[
+            (b"\xff\xfe", PayloadError::NotUtf8),
+            (br#"{"u":"https://a.com","d":"a.com"}"#, PayloadError::Missing("n")),
+            (br#"{"n":"pageview","d":"a.com"}"#, PayloadError::Missing("u")),
+            (br#"{"n":"pageview","u":"https://a.com"}"#, PayloadError::Missing("d")),
+            (br#"{"n":"pageview","u":"https://a.com","d":"a.com","p":[1]}"#, PayloadError::Invalid { field: "p", reason: "props must be an object or a JSON-encoded object" }),
+        ];
+        for (body, want) in cases {
+            assert_eq!(&from_json(body).expect_err("invalid"), want, "{}", String::from_utf8_lossy(body));
+        }
+        assert!(matches!(from_json(b"not json"), Err(PayloadError::Json(_))));
+        assert!(matches!(from_json(b"[1,2]"), Err(PayloadError::Json(_))));
+        assert!(matches!(from_json(br#"{"n":5,"u":"x","d":"a"}"#), Err(PayloadError::Json(_))));
+    }
+
+    #[test]
+    fn props_are_bounded() {
+        let many: serde_json::Map<String, Value> = (0..100).map(|i| (format!("k{i}"), Value::from("v".repeat(5000)))).collect();
+        let body = serde_json::json!({"n":"x","u":"https://a.com","d":"a.com","p":many}).to_string();
+        let b = from_json(body.as_bytes()).expect("ok");
+        assert_eq!(b.props.len(), MAX_PROPS);
+        assert!(b.props.iter().all(|(_, v)| v.len() == MAX_PROP_VALUE));
+    }
+
+    #[test]
+    fn pixel_query() {
+        let b = from_pixel_query("d=a.com&u=https%3A%2F%2Fa.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F&n=Download", None)
+            .expect("ok");
+        assert_eq!(b.domains, vec!["a.com"]);
+        assert_eq!(b.url, "https://a.com/p?utm_source=x");
+        assert_eq!(b.referrer.as_deref(), Some("https://google.com/"));
+        assert_eq!(b.name, "Download");
+
+        let from_header = from_pixel_query("", Some("https://a.com/page")).expect("ok");
+        assert_eq!(from_header.url, "https://a.com/page");
+        assert_eq!(from_header.domains, vec!["a.com"]);
+        assert_eq!(from_header.name, "pageview");
+
+        assert_eq!(from_pixel_query("d=a.com", None), Err(PayloadError::Missing("u")));
+        assert_eq!(from_pixel_query("d=a.com&u=%FF%FE", None), Err(PayloadError::NotUtf8));
+    }
+}

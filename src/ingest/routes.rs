@@ -1,0 +1,192 @@
+//! HTTP routes of the beacon server.
+//!
+//! One function, [`handle`], maps a request to a response. Every response is
+//! built here, so status codes, CORS and the `X-Headcount-Event` header are
+//! decided in one place. Client errors (4xx) are logged at debug level and
+//! never include request data; nothing here can panic on request input.
+
+use super::{Ingest, Outcome, RejectError, client_ip, payload};
+use crate::telemetry::{DropReason, Route};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A 43-byte transparent 1×1 GIF.
+pub const PIXEL_GIF: [u8; 43] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// Header telling the client whether its event was stored, and if not, why.
+pub const EVENT_HEADER: &str = "x-headcount-event";
+
+type Resp = Response<Full<Bytes>>;
+
+/// Answer one request.
+pub async fn handle(ingest: Arc<Ingest>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let (route, resp) = route(&ingest, peer, req).await;
+    ingest.metrics.request(route, resp.status().as_u16());
+    resp
+}
+
+async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Route, Resp) {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/p.gif") => (Route::Pixel, pixel(ingest, peer, &req)),
+        (&Method::POST, "/api/event") => (Route::Event, api_event(ingest, peer, req).await),
+        (&Method::OPTIONS, "/api/event") => (Route::Preflight, preflight()),
+        (&Method::GET, "/healthz") => (Route::Health, text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/readyz") => (Route::Ready, ready(ingest)),
+        (&Method::GET, "/metrics") => {
+            let mut r = text(StatusCode::OK, ingest.metrics.render());
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            (Route::Metrics, r)
+        }
+        (_, "/p.gif" | "/api/event" | "/healthz" | "/readyz" | "/metrics") => {
+            (Route::NotFound, text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
+        }
+        _ => (Route::NotFound, text(StatusCode::NOT_FOUND, "not found\n")),
+    }
+}
+
+fn user_agent(req_headers: &hyper::HeaderMap) -> &str {
+    req_headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+/// `GET /p.gif`: always the GIF, so a pixel never shows broken.
+fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
+    let headers = req.headers();
+    let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
+    let outcome = match payload::from_pixel_query(req.uri().query().unwrap_or_default(), referer) {
+        Ok(beacon) => {
+            let ip = client_ip::client_ip(peer, headers, &ingest.config.privacy.trusted_proxies);
+            match ingest.record(beacon, ip, user_agent(headers)) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(error = %e, "pixel rejected");
+                    Outcome::Dropped(DropReason::Invalid)
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "pixel rejected");
+            Outcome::Dropped(DropReason::Invalid)
+        }
+    };
+    ingest.count(outcome);
+    let mut r = Response::new(Full::new(Bytes::from_static(&PIXEL_GIF)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, max-age=0"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(EVENT_HEADER, outcome_header(outcome));
+    r
+}
+
+/// `POST /api/event`: the Plausible Events API.
+async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let max = ingest.config.server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
+        }
+        Err(_) => return invalid(ingest, StatusCode::BAD_REQUEST, "request body could not be read"),
+    };
+    let beacon = match payload::from_json(&body) {
+        Ok(b) => b,
+        Err(e) => return invalid(ingest, StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let ip = client_ip::client_ip(peer, &parts.headers, &ingest.config.privacy.trusted_proxies);
+    match ingest.record(beacon, ip, user_agent(&parts.headers)) {
+        Ok(outcome) => {
+            ingest.count(outcome);
+            let mut r = cors(text(StatusCode::ACCEPTED, "ok"));
+            r.headers_mut().insert(EVENT_HEADER, outcome_header(outcome));
+            r
+        }
+        Err(e @ (RejectError::Url(_) | RejectError::Referrer(_) | RejectError::Payload(_))) => {
+            invalid(ingest, StatusCode::BAD_REQUEST, &e.to_string())
+        }
+    }
+}
+
+/// A rejected API request: counted as `invalid`, answered with a JSON error.
+fn invalid(ingest: &Ingest, status: StatusCode, message: &str) -> Resp {
+    tracing::debug!(status = status.as_u16(), error = message, "event rejected");
+    ingest.metrics.dropped(DropReason::Invalid);
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut r = cors(Response::new(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(EVENT_HEADER, HeaderValue::from_static("dropped; reason=invalid"));
+    r
+}
+
+fn outcome_header(outcome: Outcome) -> HeaderValue {
+    match outcome {
+        Outcome::Accepted(_) => HeaderValue::from_static("accepted"),
+        Outcome::Dropped(reason) => HeaderValue::from_str(&format!("dropped; reason={}", reason.as_str()))
+            .unwrap_or_else(|_| HeaderValue::from_static("dropped")),
+    }
+}
+
+fn preflight() -> Resp {
+    let mut r = cors(Response::new(Full::new(Bytes::new())));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    r
+}
+
+/// Any origin may send events; no credentials are ever involved.
+fn cors(mut r: Resp) -> Resp {
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EVENT_HEADER));
+    r
+}
+
+fn ready(ingest: &Ingest) -> Resp {
+    let store = ingest.health.store_reachable();
+    let salt = ingest.salts.get(ingest.clock.now().date()).is_some();
+    ingest.metrics.salt_ready.set(i64::from(salt));
+    let body = serde_json::json!({ "store_reachable": store, "salt_loaded": salt }).to_string();
+    let status = if store && salt { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pixel_is_43_bytes_and_a_gif() {
+        assert_eq!(super::PIXEL_GIF.len(), 43);
+        assert_eq!(&super::PIXEL_GIF[..6], b"GIF89a");
+        assert_eq!(super::PIXEL_GIF[42], 0x3b);
+    }
+}

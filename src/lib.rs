@@ -1,0 +1,35 @@
+//! Headcount counts people without knowing who they are.
+//!
+//! A request travels one way through these modules, and each hop forgets
+//! something:
+//!
+//! ```text
+//!  ingest ──(ClientIp, User-Agent)──▶ privacy + enrich ──(Event)──▶ store ──▶ ClickHouse
+//!    │  routes, payload parsing,         │ visitor hash, truncation,      │ batching writer,
+//!    │  trusted proxies, limits          │ UA/bot/referrer/geo lookups    │ migrations, salts
+//! ```
+//!
+//! * [`privacy`] is pure and synchronous: IP truncation, salts, the keyed
+//!   visitor hash, sealing salts at rest. It knows nothing of HTTP or ClickHouse.
+//! * [`ingest`] owns the HTTP beacon. The raw client IP exists only inside it,
+//!   wrapped in [`privacy::ClientIp`], which cannot be printed or serialized,
+//!   and is consumed by depersonalization before anything is queued.
+//! * [`enrich`] derives facts (browser, OS, device, bot, referrer parts and,
+//!   later, country/ASN) from request data, before the raw data is dropped.
+//! * [`event`] is the depersonalized event: the only thing that crosses into
+//!   [`store`]. It has no field that can hold an IP or a raw User-Agent.
+//! * [`store`] talks to ClickHouse: migrations, the batching writer, salts.
+//!   It never sees an IP. `ingest` never mentions ClickHouse.
+//! * [`telemetry`] holds the Prometheus registry; labels are small enums.
+//! * [`app`] wires everything together: `app::run(listener, config, clock, shutdown)`.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod enrich;
+pub mod event;
+pub mod ingest;
+pub mod privacy;
+pub mod salt_keeper;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,68 @@
+//! ClickHouse: schema migrations, the batching event writer, shared salts.
+//!
+//! This is the only module that talks to ClickHouse. It receives
+//! depersonalized [`crate::event::Event`]s and sealed salts; it never sees
+//! an IP address or a raw User-Agent.
+//!
+//! Every statement here and in `sql/` must run on ClickHouse 18.16 (the
+//! Debian package used in development and CI) and on 24+ (production), so
+//! the SQL sticks to the common subset: no TTL, no `Map`, no `DateTime64`,
+//! no server-side query parameters. The crate client runs with validation off
+//! (18.16 lacks `RowBinaryWithNamesAndTypes`); round-trip tests guard every
+//! row type instead.
+
+pub mod migrate;
+pub mod row;
+pub mod salts;
+pub mod writer;
+
+use crate::config::ClickHouseConfig;
+
+/// A ClickHouse failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("ClickHouse request failed: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("migration {file} failed: {source}")]
+    Migration { file: &'static str, source: clickhouse::error::Error },
+    #[error("migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)")]
+    MigrationChanged { file: &'static str, applied: String, now: String },
+}
+
+impl StoreError {
+    /// ClickHouse rejected the data itself (not a transient failure):
+    /// retrying the same rows can never succeed. Codes 27 (cannot parse
+    /// input), 53 (type mismatch), 117 (incorrect data), 6 (cannot parse
+    /// text), 70 (cannot convert type) and 33 (cannot read all data).
+    pub fn is_bad_data(&self) -> bool {
+        let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else { return false };
+        ["Code: 27.", "Code: 53.", "Code: 117.", "Code: 6.", "Code: 70.", "Code: 33.", "Code: 27,", "Code: 53,", "Code: 117,", "Code: 6,", "Code: 70,", "Code: 33,"]
+            .iter()
+            .any(|c| msg.contains(c))
+    }
+}
+
+/// A client for the configured server, without selecting the database (it
+/// may not exist yet; see [`migrate::run`]).
+pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
+    let mut c = clickhouse::Client::default().with_url(&cfg.url).with_validation(false);
+    if let Some(u) = &cfg.user {
+        c = c.with_user(u);
+    }
+    if let Some(p) = &cfg.password {
+        c = c.with_password(p);
+    }
+    c
+}
+
+/// A client bound to Headcount's database.
+pub fn client(cfg: &ClickHouseConfig) -> clickhouse::Client {
+    server_client(cfg).with_database(&cfg.database)
+}
+
+/// `SELECT 1` — is the server reachable?
+pub async fn ping(client: &clickhouse::Client) -> Result<(), StoreError> {
+    client.query("SELECT 1").fetch_one::<u8>().await?;
+    Ok(())
+}

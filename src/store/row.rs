@@ -1,0 +1,76 @@
+//! Row types as ClickHouse sees them.
+//!
+//! [`EventRow`] borrows from an [`Event`] so writing a batch copies nothing.
+//! Field order is the column order of `sql/0001_events.sql`; with the
+//! client's schema validation off (18.16 cannot answer it), the round-trip
+//! integration test is what keeps the two in step.
+
+use crate::event::Event;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+#[derive(Debug, Serialize, clickhouse::Row)]
+pub struct EventRow<'a> {
+    pub site: &'a str,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub ts: OffsetDateTime,
+    pub name: &'a str,
+    pub visitor_id: [u8; 16],
+    pub ip_prefix: &'a str,
+    pub hostname: &'a str,
+    pub pathname: &'a str,
+    pub referrer_host: &'a str,
+    pub referrer_path: &'a str,
+    pub utm_source: &'a str,
+    pub utm_medium: &'a str,
+    pub utm_campaign: &'a str,
+    pub utm_content: &'a str,
+    pub utm_term: &'a str,
+    pub ref_param: &'a str,
+    pub source_param: &'a str,
+    pub browser: &'a str,
+    pub browser_version: &'a str,
+    pub os: &'a str,
+    pub os_version: &'a str,
+    pub device: &'a str,
+    pub screen_width: u16,
+    pub interactive: u8,
+    pub revenue_micros: i64,
+    pub revenue_currency: &'a str,
+    pub prop_keys: &'a [String],
+    pub prop_values: &'a [String],
+}
+
+impl<'a> From<&'a Event> for EventRow<'a> {
+    fn from(e: &'a Event) -> Self {
+        EventRow {
+            site: &e.site,
+            ts: e.ts,
+            name: &e.name,
+            visitor_id: e.visitor_id.0,
+            ip_prefix: &e.ip_prefix,
+            hostname: &e.hostname,
+            pathname: &e.pathname,
+            referrer_host: &e.referrer_host,
+            referrer_path: &e.referrer_path,
+            utm_source: &e.campaign.utm_source,
+            utm_medium: &e.campaign.utm_medium,
+            utm_campaign: &e.campaign.utm_campaign,
+            utm_content: &e.campaign.utm_content,
+            utm_term: &e.campaign.utm_term,
+            ref_param: &e.campaign.ref_param,
+            source_param: &e.campaign.source_param,
+            browser: &e.browser,
+            browser_version: &e.browser_version,
+            os: &e.os,
+            os_version: &e.os_version,
+            device: e.device,
+            screen_width: e.screen_width,
+            interactive: u8::from(e.interactive),
+            revenue_micros: e.revenue_micros,
+            revenue_currency: &e.revenue_currency,
+            prop_keys: &e.prop_keys,
+            prop_values: &e.prop_values,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Prometheus metrics, as typed vocabulary.
+//!
+//! Every label value is one of the small enums below ([`Route`],
+//! [`DropReason`], …) — never an IP, a User-Agent, a URL or a domain taken
+//! from a request — so a metric cannot leak a visitor and cardinality stays
+//! bounded whatever traffic arrives.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// HTTP routes, as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Pixel,
+    Event,
+    Preflight,
+    Health,
+    Ready,
+    Metrics,
+    NotFound,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Pixel => "pixel",
+            Route::Event => "event",
+            Route::Preflight => "preflight",
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::NotFound => "not_found",
+        }
+    }
+}
+
+/// Why an event was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Crawler, bot, headless browser or HTTP library.
+    Bot,
+    /// Malformed payload, bad URL, oversize body, invalid UTF-8.
+    Invalid,
+    /// Domain not in `[[sites]]`.
+    UnknownSite,
+    /// The writer's queue was full.
+    QueueFull,
+    /// No salt is held for the event's day (ClickHouse unreachable at start).
+    NoSalt,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// ClickHouse rejected the rows as bad data, or was still unreachable
+    /// when the process had to exit.
+    StoreFailed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Bot,
+        DropReason::Invalid,
+        DropReason::UnknownSite,
+        DropReason::QueueFull,
+        DropReason::NoSalt,
+        DropReason::ShuttingDown,
+        DropReason::StoreFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Bot => "bot",
+            DropReason::Invalid => "invalid",
+            DropReason::UnknownSite => "unknown_site",
+            DropReason::QueueFull => "queue_full",
+            DropReason::NoSalt => "no_salt",
+            DropReason::ShuttingDown => "shutting_down",
+            DropReason::StoreFailed => "store_failed",
+        }
+    }
+}
+
+/// All of Headcount's metrics, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    pub events_accepted: IntCounter,
+    dropped: IntCounterVec,
+    pub rows_written: IntCounter,
+    pub flush_duration: Histogram,
+    pub flush_errors: IntCounter,
+    pub queue_depth: IntGauge,
+    pub salt_ready: IntGauge,
+    pub ua_cache_misses: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("headcount_http_requests_total", "HTTP requests by route and status code"),
+            &["route", "status"],
+        )?;
+        let events_accepted = IntCounter::new("headcount_events_accepted_total", "Events accepted and queued for storage")?;
+        let dropped = IntCounterVec::new(
+            Opts::new("headcount_events_dropped_total", "Events not stored, by reason"),
+            &["reason"],
+        )?;
+        let rows_written = IntCounter::new("headcount_rows_written_total", "Event rows written to ClickHouse")?;
+        let flush_duration = Histogram::with_opts(
+            HistogramOpts::new("headcount_flush_duration_seconds", "Time to write one batch to ClickHouse")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        let flush_errors = IntCounter::new("headcount_flush_errors_total", "Failed batch writes to ClickHouse")?;
+        let queue_depth = IntGauge::new("headcount_queue_depth", "Events waiting for the ClickHouse writer")?;
+        let salt_ready = IntGauge::new("headcount_salt_ready", "1 when today's salt is held, else 0")?;
+        let ua_cache_misses = IntCounter::new("headcount_ua_parse_total", "User-Agent strings parsed (cache misses)")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(events_accepted.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
+        registry.register(Box::new(rows_written.clone()))?;
+        registry.register(Box::new(flush_duration.clone()))?;
+        registry.register(Box::new(flush_errors.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(salt_ready.clone()))?;
+        registry.register(Box::new(ua_cache_misses.clone()))?;
+        // Pre-create every label value so dashboards see zeros, not gaps.
+        for r in DropReason::ALL {
+            dropped.with_label_values(&[r.as_str()]);
+        }
+        Ok(Metrics {
+            registry,
+            requests,
+            events_accepted,
+            dropped,
+            rows_written,
+            flush_duration,
+            flush_errors,
+            queue_depth,
+            salt_ready,
+            ua_cache_misses,
+        })
+    }
+
+    pub fn request(&self, route: Route, status: u16) {
+        let mut buf = itoa::Buffer::new();
+        self.requests.with_label_values(&[route.as_str(), buf.format(status)]).inc();
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    pub fn dropped_count(&self, reason: DropReason) -> u64 {
+        self.dropped.with_label_values(&[reason.as_str()]).get()
+    }
+
+    pub fn requests_count(&self, route: Route, status: u16) -> u64 {
+        self.requests.with_label_values(&[route.as_str(), &status.to_string()]).get()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Readiness facts shared between the writer, the salt keeper and `/readyz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    store_reachable: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    pub fn set_store_reachable(&self, ok: bool) {
+        self.store_reachable.store(ok, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn store_reachable(&self) -> bool {
+        self.store_reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

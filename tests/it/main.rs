@@ -1,0 +1,10 @@
+//! Integration tests against the real ClickHouse that `make test` starts
+//! (`HEADCOUNT_TEST_CLICKHOUSE_URL`). Each test gets its own database.
+
+mod common;
+mod ingest;
+mod logs;
+mod malformed;
+mod privacy;
+mod salts;
+mod store;

@@ -1,0 +1,101 @@
+//! ClickHouse plumbing: migrations, row round trips, the compress=1 trap.
+
+use crate::common::*;
+use headcount::event::{Campaign, Event};
+use headcount::privacy::VisitorId;
+use headcount::store::{self, migrate, row::EventRow};
+
+fn ch_config(database: &str) -> headcount::config::ClickHouseConfig {
+    let mut raw = headcount::config::RawConfig::default();
+    raw.clickhouse.url = clickhouse_url();
+    raw.clickhouse.database = database.into();
+    raw.sites = vec![headcount::config::RawSite { domain: "example.com".into() }];
+    raw.privacy.salt_key_file = "/nonexistent/salt.key".into();
+    raw.validate(std::path::Path::new("/")).expect("valid").clickhouse
+}
+
+#[tokio::test]
+async fn single_row_select_round_trip() {
+    // Guards the broken `compress=1` of the Debian 18.16 build: a small
+    // result must come back as one row, not as an empty 200.
+    let cfg = ch_config("default");
+    let client = store::server_client(&cfg);
+    let one: u8 = client.query("SELECT 1").fetch_one().await.expect("one row");
+    assert_eq!(one, 1);
+    let s: String = client.query("SELECT 'héllo'").fetch_one().await.expect("one row");
+    assert_eq!(s, "héllo");
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_recorded() {
+    let database = fresh_database("migrate");
+    let cfg = ch_config(&database);
+    let server = store::server_client(&cfg);
+    let first = migrate::run(&server, &database).await.expect("first run");
+    assert_eq!(first.len(), migrate::MIGRATIONS.len());
+    let second = migrate::run(&server, &database).await.expect("second run");
+    assert!(second.is_empty(), "nothing to do the second time");
+    let db = store::client(&cfg);
+    let n: u64 = db.query("SELECT count() FROM schema_migrations").fetch_one().await.expect("ledger");
+    assert_eq!(n, migrate::MIGRATIONS.len() as u64);
+    assert!(migrate::column_exists(&db, "events", "visitor_id").await.expect("columns"));
+    assert!(!migrate::column_exists(&db, "events", "ip").await.expect("columns"));
+    let engine: String = db.query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'").fetch_one().await.expect("engine");
+    assert_eq!(engine, "MergeTree");
+}
+
+#[tokio::test]
+async fn every_event_column_round_trips() {
+    let database = fresh_database("roundtrip");
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let db = store::client(&cfg);
+    let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
+    let event = Event {
+        site: "example.com".into(),
+        ts,
+        name: "Signup".into(),
+        visitor_id: VisitorId([0xAB; 16]),
+        ip_prefix: "203.0.113.0/24".into(),
+        hostname: "example.com".into(),
+        pathname: "/путь".into(),
+        referrer_host: "yandex.ru".into(),
+        referrer_path: "/search".into(),
+        campaign: Campaign {
+            utm_source: "s".into(),
+            utm_medium: "m".into(),
+            utm_campaign: "c".into(),
+            utm_content: "co".into(),
+            utm_term: "t".into(),
+            ref_param: "r".into(),
+            source_param: "so".into(),
+        },
+        browser: "Firefox".into(),
+        browser_version: "121".into(),
+        os: "Linux".into(),
+        os_version: "".into(),
+        device: "desktop",
+        screen_width: 1920,
+        interactive: false,
+        revenue_micros: -1_500_000,
+        revenue_currency: "EUR".into(),
+        prop_keys: vec!["plan".into(), "seats".into()],
+        prop_values: vec!["pro".into(), "3".into()],
+    };
+    let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
+    ins.write(&EventRow::from(&event)).await.expect("write");
+    ins.end().await.expect("end");
+    let text: String = db
+        .query(
+            "SELECT concat(site,'|',toString(toUnixTimestamp(ts)),'|',name,'|',hex(visitor_id),'|',ip_prefix,'|',hostname,'|',pathname,'|',referrer_host,'|',referrer_path,'|',\
+             utm_source,utm_medium,utm_campaign,utm_content,utm_term,ref_param,source_param,'|',browser,'|',browser_version,'|',os,'|',os_version,'|',device,'|',\
+             toString(screen_width),'|',toString(interactive),'|',toString(revenue_micros),'|',revenue_currency,'|',arrayStringConcat(prop_keys,','),'|',arrayStringConcat(prop_values,',')) FROM events",
+        )
+        .fetch_one()
+        .await
+        .expect("one row");
+    assert_eq!(
+        text,
+        format!("example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3", "AB".repeat(16))
+    );
+}
