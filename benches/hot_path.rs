@@ -1,1 +1,93 @@
-fn main() {}
+//! Criterion micro-benchmarks of every piece on the ingest hot path, and of
+//! the whole pipeline (`Ingest::record`: parse → enrich → depersonalize →
+//! queue) without HTTP. No ClickHouse needed.
+//!
+//! Run: `cargo bench --bench hot_path`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use headcount::clock::SystemClock;
+use headcount::config::{RawConfig, RawSite};
+use headcount::enrich::geo::NoGeo;
+use headcount::enrich::ua::UaParser;
+use headcount::enrich::url;
+use headcount::ingest::{Ingest, client_ip::client_ip, payload};
+use headcount::privacy::{self, ClientIp, IpMode, Salt, SaltBook};
+use headcount::telemetry::{Health, Metrics};
+use hyper::HeaderMap;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const BODY: &[u8] = br#"{"n":"pageview","u":"https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email","d":"example.com","r":"https://www.google.com/search?q=x","w":1440}"#;
+
+fn pieces(c: &mut Criterion) {
+    let peer: SocketAddr = "10.0.0.1:5555".parse().expect("addr");
+    let trusted = vec!["10.0.0.0/8".parse().expect("cidr")];
+    let mut headers = HeaderMap::new();
+    headers.insert("x-forwarded-for", "198.51.100.77, 10.0.0.2".parse().expect("hv"));
+    c.bench_function("client_ip/xff_trusted", |b| b.iter(|| client_ip(black_box(peer), &headers, &trusted)));
+    c.bench_function("client_ip/untrusted_peer", |b| {
+        b.iter(|| client_ip(black_box("203.0.113.9:1".parse().expect("addr")), &headers, &trusted))
+    });
+
+    let salt = Salt::generate().expect("rng");
+    c.bench_function("privacy/depersonalize_hash", |b| {
+        b.iter(|| {
+            let ip = ClientIp::new(black_box("198.51.100.77".parse().expect("ip")));
+            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Hash)
+        })
+    });
+    c.bench_function("privacy/depersonalize_truncate_v6", |b| {
+        b.iter(|| {
+            let ip = ClientIp::new(black_box("2001:db8:abcd:12::1".parse().expect("ip")));
+            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Truncate)
+        })
+    });
+    c.bench_function("privacy/truncate_v4", |b| {
+        b.iter(|| privacy::ip::truncate(black_box("198.51.100.77".parse().expect("ip"))))
+    });
+
+    c.bench_function("payload/plausible_json", |b| b.iter(|| payload::from_json(black_box(BODY))));
+    c.bench_function("payload/pixel_query", |b| {
+        b.iter(|| payload::from_pixel_query(black_box("d=example.com&u=https%3A%2F%2Fexample.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F"), None))
+    });
+    c.bench_function("url/page_url", |b| {
+        b.iter(|| url::page_url(black_box("https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email&x=1"), 2000, false))
+    });
+}
+
+fn pipeline(c: &mut Criterion) {
+    let mut raw = RawConfig { sites: vec![RawSite { domain: "example.com".into() }], ..RawConfig::default() };
+    raw.privacy.trusted_proxies = vec!["10.0.0.0/8".into()];
+    let config = Arc::new(raw.validate(std::path::Path::new("/")).expect("config"));
+    let salts = Arc::new(SaltBook::new());
+    salts.adopt(time::OffsetDateTime::now_utc().date(), Salt::generate().expect("rng"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 20);
+    let ingest = Ingest {
+        config,
+        ua: Arc::new(UaParser::embedded(10_000).expect("ua")),
+        geo: Arc::new(NoGeo),
+        salts,
+        clock: Arc::new(SystemClock),
+        sink: tx,
+        metrics: Metrics::new().expect("metrics"),
+        health: Arc::new(Health::default()),
+    };
+    let peer: SocketAddr = "10.0.0.1:5555".parse().expect("addr");
+    let trusted = ingest.config.privacy.trusted_proxies.clone();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-forwarded-for", "198.51.100.77".parse().expect("hv"));
+    c.bench_function("pipeline/record_plausible_event", |b| {
+        b.iter(|| {
+            let beacon = payload::from_json(BODY).expect("payload");
+            let ip = client_ip(peer, &headers, &trusted);
+            let out = ingest.record(beacon, ip, UA).expect("recorded");
+            while rx.try_recv().is_ok() {}
+            out
+        })
+    });
+}
+
+criterion_group!(benches, pieces, pipeline);
+criterion_main!(benches);

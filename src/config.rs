@@ -105,7 +105,7 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// The configuration as read, before validation. Field names are the TOML keys.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(default)]
 pub struct RawConfig {
     pub server: RawServer,
@@ -155,18 +155,6 @@ pub struct RawSite {
 pub struct RawLog {
     pub format: String,
     pub level: String,
-}
-
-impl Default for RawConfig {
-    fn default() -> Self {
-        RawConfig {
-            server: RawServer::default(),
-            clickhouse: RawClickHouse::default(),
-            privacy: RawPrivacy::default(),
-            sites: Vec::new(),
-            log: RawLog::default(),
-        }
-    }
 }
 
 impl Default for RawServer {

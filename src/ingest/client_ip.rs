@@ -105,6 +105,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table() {
         let xff = "x-forwarded-for";
         let cases: &[(&str, &[(&'static str, &'static str)], &[&str], &str)] = &[

@@ -50,7 +50,7 @@ pub fn depersonalize(ip: ClientIp, user_agent: &str, sites: &[&str], salt: &Salt
             (ip::net_material(&net), Some(net.to_string()))
         }
     };
-    drop(ip);
+    // `ip` goes out of scope here; only `material` (hashed below) remains.
     sites
         .iter()
         .map(|site| Pseudonym {

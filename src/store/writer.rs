@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+// Lives on the stack for one loop turn; boxing would add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Event(Event),
     Interval,
