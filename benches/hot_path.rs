@@ -35,15 +35,20 @@ fn pieces(c: &mut Criterion) {
     c.bench_function("privacy/depersonalize_hash", |b| {
         b.iter(|| {
             let ip = ClientIp::new(black_box("198.51.100.77".parse().expect("ip")));
-            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Hash)
+            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Hash, None)
         })
     });
     c.bench_function("privacy/depersonalize_truncate_v6", |b| {
         b.iter(|| {
             let ip = ClientIp::new(black_box("2001:db8:abcd:12::1".parse().expect("ip")));
-            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Truncate)
+            privacy::depersonalize(ip, UA, &["example.com"], &salt, IpMode::Truncate, None)
         })
     });
+    let book = SaltBook::new();
+    let today = time::OffsetDateTime::now_utc().date();
+    book.adopt(today, Salt::generate().expect("rng"));
+    book.adopt(today.previous_day().expect("day"), Salt::generate().expect("rng"));
+    c.bench_function("privacy/salt_lookup", |b| b.iter(|| book.get(black_box(today))));
     c.bench_function("privacy/truncate_v4", |b| {
         b.iter(|| privacy::ip::truncate(black_box("198.51.100.77".parse().expect("ip"))))
     });
@@ -68,7 +73,9 @@ fn pipeline(c: &mut Criterion) {
         config,
         ua: Arc::new(UaParser::embedded(10_000).expect("ua")),
         geo: Arc::new(NoGeo),
+        referrers: Arc::new(headcount::enrich::source::Referrers::builtin()),
         salts,
+        bridge: Arc::new(headcount::privacy::MidnightBridge::new(1000)),
         clock: Arc::new(SystemClock),
         sink: tx,
         metrics: Metrics::new().expect("metrics"),

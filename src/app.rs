@@ -7,10 +7,11 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::enrich::geo::{GeoLookup, NoGeo};
+use crate::enrich::geo::{GeoDb, GeoLookup};
+use crate::enrich::source::Referrers;
 use crate::enrich::ua::{UaError, UaParser};
 use crate::ingest::{self, Ingest};
-use crate::privacy::SaltBook;
+use crate::privacy::{MidnightBridge, SaltBook};
 use crate::salt_keeper::{self, KeeperError, SaltKeeper};
 use crate::store::{self, StoreError, writer::Writer};
 use crate::telemetry::{Health, Metrics};
@@ -28,8 +29,8 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppError {
-    #[error("ClickHouse at {url}: {source}")]
-    Store { url: String, source: StoreError },
+    #[error("ClickHouse: {0}")]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Salt(#[from] KeeperError),
     #[error("User-Agent parser: {0}")]
@@ -44,7 +45,8 @@ pub enum AppError {
 #[derive(Clone)]
 pub struct Options {
     pub clock: SharedClock,
-    pub geo: Arc<dyn GeoLookup>,
+    /// Replaces the `[geo]` databases; `None`: open (and watch) those.
+    pub geo: Option<Arc<dyn GeoLookup>>,
     /// Wait after proposing a salt before reading the agreed one.
     pub salt_settle: Duration,
     /// Create the salt key file when it is absent.
@@ -59,7 +61,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             clock: Arc::new(SystemClock),
-            geo: Arc::new(NoGeo),
+            geo: None,
             salt_settle: Duration::from_secs(2),
             create_key: true,
             shutdown_retry: Duration::from_secs(30),
@@ -95,15 +97,14 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let health = Arc::new(Health::default());
-    let store_err = |source| AppError::Store { url: config.clickhouse.url.clone(), source };
 
     let server_client = store::server_client(&config.clickhouse);
-    store::migrate::run(&server_client, &config.clickhouse.database).await.map_err(store_err)?;
     let db = store::client(&config.clickhouse);
-    health.set_store_reachable(true);
-
+    // The key is checked before anything else: a missing or unreadable key
+    // must stop startup, never lead to a salt nobody else shares.
     let key = salt_keeper::load_or_create_key(&config.privacy.salt_key_file, opts.create_key)?;
     let salts = Arc::new(SaltBook::new());
+    let bridge = Arc::new(MidnightBridge::new(500_000));
     let keeper = SaltKeeper {
         db: db.clone(),
         key,
@@ -112,8 +113,21 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         grace: config.privacy.salt_grace,
         settle: opts.salt_settle,
         metrics: metrics.clone(),
+        bridge: bridge.clone(),
     };
-    keeper.tick().await?;
+    // Migrate and agree today's salt. If ClickHouse is unreachable, start
+    // anyway — not ready, dropping events as `no_salt` — and keep trying in
+    // the background. Anything else (a wrong key, a changed migration, SQL
+    // the server refuses) stops startup.
+    let bootstrapped = match bootstrap(&server_client, &config.clickhouse.database, &keeper).await {
+        Ok(()) => true,
+        Err(Bootstrap::Unreachable(e)) => {
+            tracing::error!(error = %e, url = %config.clickhouse.url, "ClickHouse unreachable at startup; serving, not ready, retrying");
+            false
+        }
+        Err(Bootstrap::Fatal(e)) => return Err(e),
+    };
+    health.set_store_reachable(bootstrapped);
 
     let (stop, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel(config.clickhouse.queue_capacity);
@@ -127,13 +141,48 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         health: health.clone(),
     };
     let writer = tokio::spawn(writer.run(rx, stop_rx.clone()));
-    let keeper_task = tokio::spawn(keeper.clone().run(stop_rx.clone()));
+    let keeper_task = {
+        let keeper = keeper.clone();
+        let (server_client, database, health) = (server_client.clone(), config.clickhouse.database.clone(), health.clone());
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            while !bootstrapped {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop_rx.changed() => return,
+                }
+                match bootstrap(&server_client, &database, &keeper).await {
+                    Ok(()) => {
+                        tracing::info!("ClickHouse reachable: migrated and salt agreed");
+                        health.set_store_reachable(true);
+                        break;
+                    }
+                    Err(Bootstrap::Unreachable(_)) => continue,
+                    Err(Bootstrap::Fatal(e)) => {
+                        tracing::error!(error = %e, "cannot start collecting; fix the problem and restart");
+                        return;
+                    }
+                }
+            }
+            keeper.run(stop_rx).await
+        })
+    };
 
+    let geo: Arc<dyn GeoLookup> = match &opts.geo {
+        Some(geo) => geo.clone(),
+        None => {
+            let geo = Arc::new(GeoDb::open(&config.geo, &metrics));
+            tokio::spawn(geo.clone().watch(stop_rx.clone()));
+            geo
+        }
+    };
     let ingest = Arc::new(Ingest {
         config: config.clone(),
         ua: Arc::new(UaParser::embedded(10_000)?),
-        geo: opts.geo.clone(),
+        geo,
+        referrers: Arc::new(Referrers::new(&config.referrers.sources, &config.referrers.spam)),
         salts: salts.clone(),
+        bridge,
         clock: opts.clock.clone(),
         sink: tx,
         metrics: metrics.clone(),
@@ -158,6 +207,28 @@ pub async fn run(
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+enum Bootstrap {
+    /// ClickHouse could not be reached: retry later.
+    Unreachable(AppError),
+    /// Retrying cannot help.
+    Fatal(AppError),
+}
+
+/// Apply migrations and agree today's salt.
+async fn bootstrap(server: &clickhouse::Client, database: &str, keeper: &SaltKeeper) -> Result<(), Bootstrap> {
+    let classify_store = |e: StoreError| {
+        let unreachable = matches!(&e, StoreError::ClickHouse(clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut));
+        let e = AppError::Store(e);
+        if unreachable { Bootstrap::Unreachable(e) } else { Bootstrap::Fatal(e) }
+    };
+    store::migrate::run(server, database).await.map_err(classify_store)?;
+    match keeper.tick().await {
+        Ok(()) => Ok(()),
+        Err(KeeperError::Store(e)) => Err(classify_store(e)),
+        Err(e) => Err(Bootstrap::Fatal(e.into())),
+    }
 }
 
 async fn serve(listener: TcpListener, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>, drain: Duration) {

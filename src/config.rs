@@ -34,6 +34,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub sites: Vec<SiteConfig>,
     pub log: LogConfig,
+    pub geo: GeoConfig,
+    pub referrers: ReferrersConfig,
     /// Directory of the config file; relative paths are resolved against it.
     pub base_dir: PathBuf,
 }
@@ -90,6 +92,28 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// IP geolocation databases (see [`crate::enrich::geo`]).
+#[derive(Debug, Clone)]
+pub struct GeoConfig {
+    /// Country `.mmdb`; `None` when disabled.
+    pub country_db: Option<PathBuf>,
+    /// ASN ranges (`.csv`) or GeoLite2-ASN `.mmdb`; `None` when disabled.
+    pub asn_db: Option<PathBuf>,
+    /// City `.mmdb` for region and city; `None` when disabled.
+    pub city_db: Option<PathBuf>,
+    /// How often the files are checked for changes; zero: never.
+    pub reload_interval: Duration,
+}
+
+/// The operator's additions to the built-in source table and spam list,
+/// read and checked when the configuration is validated.
+#[derive(Debug, Clone, Default)]
+pub struct ReferrersConfig {
+    pub sources: Vec<crate::enrich::source::SourceDef>,
+    /// Normalised spam hosts (from `spam_domains` and `spam_file`).
+    pub spam: Vec<String>,
+}
+
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -113,6 +137,8 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     pub sites: Vec<RawSite>,
     pub log: RawLog,
+    pub geo: RawGeo,
+    pub referrers: RawReferrers,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -155,6 +181,34 @@ pub struct RawSite {
 pub struct RawLog {
     pub format: String,
     pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawGeo {
+    pub country_db: String,
+    pub asn_db: String,
+    pub city_db: String,
+    pub reload_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default)]
+pub struct RawReferrers {
+    pub sources_file: String,
+    pub spam_domains: Vec<String>,
+    pub spam_file: String,
+}
+
+impl Default for RawGeo {
+    fn default() -> Self {
+        RawGeo {
+            country_db: "geo/country.mmdb".into(),
+            asn_db: "geo/asn.csv".into(),
+            city_db: String::new(),
+            reload_interval_seconds: 30,
+        }
+    }
 }
 
 impl Default for RawServer {
@@ -200,6 +254,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
     ("log", &["format", "level"]),
+    ("geo", &["country_db", "asn_db", "city_db", "reload_interval_seconds"]),
+    ("referrers", &["sources_file", "spam_domains", "spam_file"]),
 ];
 
 impl Config {
@@ -218,10 +274,13 @@ impl Config {
         }
         for (k, v) in env {
             let Some(rest) = k.as_ref().strip_prefix(ENV_PREFIX) else { continue };
-            let key = rest.to_ascii_lowercase().replace("__", ".");
-            if key.is_empty() {
+            // Only `HEADCOUNT_<SECTION>__<KEY>` (and the top-level
+            // `HEADCOUNT_SITES`) configure Headcount; other HEADCOUNT_*
+            // variables (e.g. the test suite's) are not ours to judge.
+            if !rest.contains("__") && !rest.eq_ignore_ascii_case("sites") {
                 continue;
             }
+            let key = rest.to_ascii_lowercase().replace("__", ".");
             let value: Value = v.as_ref().parse().unwrap_or_else(|_| Value::from(v.as_ref().to_string()));
             fig = fig.merge(Serialized::defaults(figment::util::nest(&key, value)));
         }
@@ -371,6 +430,22 @@ impl RawConfig {
             p.push(format!("log.level: `{}` is not a tracing filter like \"info\"", self.log.level));
         }
 
+        let resolve = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base_dir.join(p) }
+        };
+        let optional_path = |p: &str| (!p.trim().is_empty()).then(|| resolve(p.trim()));
+        if self.geo.reload_interval_seconds > 24 * 3600 {
+            p.push("geo.reload_interval_seconds: at most 86400 (0 disables reloading)".into());
+        }
+        let geo = GeoConfig {
+            country_db: optional_path(&self.geo.country_db),
+            asn_db: optional_path(&self.geo.asn_db),
+            city_db: optional_path(&self.geo.city_db),
+            reload_interval: Duration::from_secs(self.geo.reload_interval_seconds),
+        };
+        let referrers = self.referrers.validate(&mut p, &optional_path);
+
         match (listen, ip_mode, format) {
             (Some(listen), Some(ip_mode), Some(format)) if p.is_empty() => {
                 let key = PathBuf::from(&self.privacy.salt_key_file);
@@ -397,11 +472,47 @@ impl RawConfig {
                     },
                     sites,
                     log: LogConfig { format, level: self.log.level.clone() },
+                    geo,
+                    referrers,
                     base_dir: base_dir.to_path_buf(),
                 })
             }
             _ => Err(ConfigErrors(p)),
         }
+    }
+}
+
+impl RawReferrers {
+    /// Read the operator's sources and spam files now, so `config check`
+    /// reports their problems with everything else.
+    fn validate(&self, p: &mut Vec<String>, path: &dyn Fn(&str) -> Option<PathBuf>) -> ReferrersConfig {
+        use crate::enrich::source;
+        let mut out = ReferrersConfig::default();
+        if let Some(file) = path(&self.sources_file) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match source::parse_sources(&text) {
+                    Ok(defs) => out.sources = defs,
+                    Err(problems) => p.extend(problems.into_iter().map(|e| format!("referrers.sources_file {}: {e}", file.display()))),
+                },
+                Err(e) => p.push(format!("referrers.sources_file: cannot read {}: {e}", file.display())),
+            }
+        }
+        for d in &self.spam_domains {
+            match source::spam_host(d) {
+                Some(h) => out.spam.push(h),
+                None => p.push(format!("referrers.spam_domains: `{d}` is not a host name like spam.example")),
+            }
+        }
+        if let Some(file) = path(&self.spam_file) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match source::parse_spam(&text) {
+                    Ok(hosts) => out.spam.extend(hosts),
+                    Err(problems) => p.extend(problems.into_iter().map(|e| format!("referrers.spam_file {}: {e}", file.display()))),
+                },
+                Err(e) => p.push(format!("referrers.spam_file: cannot read {}: {e}", file.display())),
+            }
+        }
+        out
     }
 }
 
@@ -440,6 +551,7 @@ mod tests {
                 ("HEADCOUNT_PRIVACY__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"::1\"]"),
                 ("HEADCOUNT_CLICKHOUSE__BATCH_ROWS", "10"),
                 ("UNRELATED", "x"),
+                ("HEADCOUNT_TEST_CLICKHOUSE_URL", "http://elsewhere"),
             ],
         )
         .expect("valid");
@@ -494,6 +606,59 @@ mod tests {
         assert!(cfg.site("Example.COM").is_some());
         assert!(cfg.site("www.example.com").is_some());
         assert!(cfg.site("example.org").is_none());
+    }
+
+    #[test]
+    fn geo_and_referrer_settings() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("headcount.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let cfg = Config::load(&path, std::iter::empty::<(String, String)>()).expect("valid");
+        assert_eq!(cfg.geo.country_db, Some(dir.path().join("geo/country.mmdb")));
+        assert_eq!(cfg.geo.asn_db, Some(dir.path().join("geo/asn.csv")));
+        assert_eq!(cfg.geo.city_db, None);
+        assert_eq!(cfg.geo.reload_interval, Duration::from_secs(30));
+
+        std::fs::write(dir.path().join("sources.toml"), "[[source]]\nname = \"Intranet\"\nhosts = [\"intra.example\"]\n").expect("write");
+        std::fs::write(dir.path().join("spam.txt"), "# mine\nspam-one.example\n").expect("write");
+        let cfg = Config::load(
+            &path,
+            [
+                ("HEADCOUNT_GEO__CITY_DB", "/srv/geo/city.mmdb"),
+                ("HEADCOUNT_GEO__COUNTRY_DB", ""),
+                ("HEADCOUNT_REFERRERS__SOURCES_FILE", "sources.toml"),
+                ("HEADCOUNT_REFERRERS__SPAM_FILE", "spam.txt"),
+                ("HEADCOUNT_REFERRERS__SPAM_DOMAINS", "[\"www.Spam-Two.example\"]"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(cfg.geo.city_db, Some(PathBuf::from("/srv/geo/city.mmdb")));
+        assert_eq!(cfg.geo.country_db, None, "empty disables");
+        assert_eq!(cfg.referrers.sources.len(), 1);
+        assert_eq!(cfg.referrers.spam, vec!["spam-two.example".to_string(), "spam-one.example".to_string()]);
+    }
+
+    #[test]
+    fn referrer_file_problems_are_reported_with_the_rest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("headcount.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        std::fs::write(dir.path().join("sources.toml"), "[[source]]\nname = \"\"\n").expect("write");
+        let err = Config::load(
+            &path,
+            [
+                ("HEADCOUNT_REFERRERS__SOURCES_FILE", "sources.toml"),
+                ("HEADCOUNT_REFERRERS__SPAM_FILE", "absent.txt"),
+                ("HEADCOUNT_REFERRERS__SPAM_DOMAINS", "[\"not a host\"]"),
+                ("HEADCOUNT_GEO__RELOAD_INTERVAL_SECONDS", "999999"),
+                ("HEADCOUNT_GEO__COLOUR", "x"),
+            ],
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in ["referrers.sources_file", "`name` must not be empty", "referrers.spam_file: cannot read", "`not a host`", "geo.reload_interval_seconds", "unknown key `colour` in [geo]"] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
     }
 
     #[test]

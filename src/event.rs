@@ -4,7 +4,9 @@
 //! it has a [`VisitorId`] (keyed daily hash), an optional truncated network
 //! (only in `truncate` mode), and coarse facts derived from the User-Agent.
 //! URLs are reduced to host and path; the only query parameters kept are the
-//! campaign tags (`utm_*`, `ref`, `source`).
+//! campaign tags (`utm_*`, `ref`, `source`). Location is the country,
+//! region, city and network (ASN) looked up from the IP before it was
+//! dropped — coarse facts shared by many people, never the address.
 
 use crate::privacy::VisitorId;
 use time::OffsetDateTime;
@@ -21,6 +23,23 @@ pub struct Campaign {
     pub ref_param: String,
     /// `?source=`
     pub source_param: String,
+}
+
+/// Where a visitor's network is, derived from the IP by
+/// [`crate::enrich::geo`]. Every field is empty (or 0) when unknown, for
+/// reserved/private addresses, and when no database is installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// ISO 3166-1 alpha-2 country code (`RU`, `US`), empty when unknown.
+    pub country: String,
+    /// First-level subdivision (English name), only from a city database.
+    pub region: String,
+    /// City (English name), only from a city database.
+    pub city: String,
+    /// Autonomous system number of the visitor's network, 0 when unknown.
+    pub asn: u32,
+    /// The AS organisation — the "ISP name" (`YANDEX LLC`, `Google LLC`).
+    pub asn_org: String,
 }
 
 /// One pageview or custom event, depersonalized and enriched.
@@ -56,4 +75,15 @@ pub struct Event {
     pub revenue_currency: String,
     pub prop_keys: Vec<String>,
     pub prop_values: Vec<String>,
+    /// Country, region, city and ASN of the visitor's network.
+    pub location: Location,
+    /// Traffic source: a known name (`Google`, `Telegram`), else the
+    /// referrer host or `utm_source` as sent; empty for direct visits.
+    pub source: String,
+    /// Acquisition channel (`Organic Search`, `Paid Social`, `Direct`, …),
+    /// see [`crate::enrich::source::Channel`].
+    pub channel: &'static str,
+    /// `mobile`, `tablet`, `laptop` or `desktop` from the viewport width
+    /// and device type; empty when neither is known.
+    pub screen_class: &'static str,
 }

@@ -2,32 +2,48 @@
 //!
 //! ## Protocol
 //! Instances pointed at one ClickHouse agree on each day's salt with no
-//! coordinator:
+//! coordinator, through the `salts` table:
 //!
-//! 1. To get the salt for day D, read D's proposals from the `salts` table.
-//! 2. If there are none, generate a fresh salt (OS CSPRNG), seal it under
-//!    the operator key and insert it as a proposal; wait `settle` so
-//!    proposals racing with ours become visible; read again.
-//! 3. The salt is the **earliest** proposal (`proposed_at`, then
-//!    `proposal_id`). Every instance applies the same rule to the same rows
-//!    and so picks the same salt. If that proposal does not open with our
-//!    key, startup fails loudly: a wrong key must never silently become a
-//!    second salt for the day.
-//! 4. Once adopted, a day's salt never changes inside the process
-//!    ([`SaltBook::adopt`]).
+//! 1. **Propose** (day D−1, from [`PROPOSE_FROM_HOUR`]:00 UTC): an instance
+//!    that sees no proposal for day D generates a fresh salt (OS CSPRNG),
+//!    seals it under the operator key and inserts it with its `proposed_at`
+//!    time and a random `proposal_id`.
+//! 2. **Decide** (day D−1, from [`DECIDE_AT_HOUR`]:00 UTC — six hours after
+//!    the window opened, far longer than any insert takes to become
+//!    visible): every instance reads D's proposals and adopts the
+//!    **earliest** (`proposed_at`, then `proposal_id`). The same rows and the
+//!    same rule give every instance the same salt.
+//! 3. **Use** at 00:00 UTC: the switch is a lookup in memory; the salt has
+//!    been held for hours, so there is no gap.
+//! 4. **Cold start** (no proposal for the day an instance needs now, e.g. the
+//!    very first start, or every instance was down during the window):
+//!    propose, wait `settle` so proposals racing with ours become visible,
+//!    then adopt the earliest. A restart mid-day finds the day's proposal
+//!    and adopts it, so visitor ids stay stable.
+//! 5. **Never two salts for one day in one process**: once adopted, a day's
+//!    salt is fixed ([`SaltBook::adopt`]). If the earliest proposal does not
+//!    open with our key, that is an error (wrong `salt_key_file`), never a
+//!    reason to use another salt.
+//! 6. **Destroy**: yesterday's salt is kept `grace` after midnight (sessions
+//!    crossing midnight, see [`crate::privacy::midnight`]), then forgotten —
+//!    its memory is zeroized when the last reference drops — and its
+//!    partition is dropped from ClickHouse. The table keeps dropped and merged
+//!    parts only seconds (`old_parts_lifetime`), so the ciphertext leaves the
+//!    disk soon after.
 //!
-//! Tomorrow's salt is agreed from noon UTC onwards, long before midnight, so
-//! the switch at 00:00 is a lookup, not a network round trip. Yesterday's
-//! salt is kept `grace` after midnight (for sessions crossing midnight),
-//! then forgotten (zeroized) and its partition dropped from ClickHouse.
+//! Assumption: instance clocks agree to within minutes (NTP); the windows are
+//! hours wide.
 //!
-//! If ClickHouse is unreachable the keeper keeps serving with the salts it
-//! holds; an instance holding no salt for today reports not-ready on
-//! `/readyz` and drops events as `no_salt`.
+//! ## ClickHouse unreachable
+//! The keeper keeps serving with the salts it already holds and retries every
+//! round. An instance that holds no salt for today reports not-ready on
+//! `/readyz` (`salt_loaded: false`), sets `headcount_salt_ready` to 0 and
+//! drops events as `no_salt` — it never invents a private salt, because a
+//! salt other instances do not share would split every visitor in two.
 
 use crate::clock::SharedClock;
 use crate::privacy::seal::{self, SaltKey, SealError, Sealed};
-use crate::privacy::{Salt, SaltBook};
+use crate::privacy::{MidnightBridge, Salt, SaltBook};
 use crate::store::StoreError;
 use crate::store::salts::{self, SaltRow};
 use crate::telemetry::Metrics;
@@ -55,6 +71,11 @@ pub enum KeeperError {
     KeyFormat { path: String, source: SealError },
 }
 
+/// Hour (UTC) from which tomorrow's salt may be proposed.
+pub const PROPOSE_FROM_HOUR: u8 = 12;
+/// Hour (UTC) from which tomorrow's proposals are final and adopted.
+pub const DECIDE_AT_HOUR: u8 = 18;
+
 /// Agrees, holds, rotates and destroys salts.
 #[derive(Clone)]
 pub struct SaltKeeper {
@@ -67,10 +88,12 @@ pub struct SaltKeeper {
     /// How long to wait after proposing before reading the agreed salt.
     pub settle: Duration,
     pub metrics: Metrics,
+    /// Cleared when yesterday's salt is forgotten.
+    pub bridge: Arc<MidnightBridge>,
 }
 
 impl SaltKeeper {
-    /// The agreed salt for `day`, proposing one if none exists.
+    /// The agreed salt for `day`, proposing one (cold start) if none exists.
     pub async fn ensure(&self, day: Date) -> Result<Arc<Salt>, KeeperError> {
         if let Some(s) = self.book.get(day) {
             return Ok(s);
@@ -81,6 +104,11 @@ impl SaltKeeper {
             tokio::time::sleep(self.settle).await;
             rows = salts::proposals(&self.db, day).await?;
         }
+        self.adopt_earliest(day, &rows)
+    }
+
+    /// Adopt the earliest proposal in `rows` (already in agreed order).
+    fn adopt_earliest(&self, day: Date, rows: &[SaltRow]) -> Result<Arc<Salt>, KeeperError> {
         let Some(first) = rows.first() else {
             // Our own proposal is not visible: treat as a store failure.
             return Err(KeeperError::Store(StoreError::ClickHouse(clickhouse::error::Error::Custom(
@@ -90,7 +118,7 @@ impl SaltKeeper {
         let sealed = Sealed { nonce: first.nonce, ciphertext: first.sealed.clone() };
         match seal::open(&self.key, day, &first.proposal_id, &sealed) {
             Ok(salt) => {
-                tracing::info!(%day, "salt for day agreed");
+                tracing::info!(%day, proposals = rows.len(), "salt for day agreed");
                 Ok(self.book.adopt(day, salt))
             }
             Err(_) => Err(KeeperError::WrongKey { day, ours: self.key.fingerprint(), theirs: first.key_fingerprint.clone() }),
@@ -115,17 +143,22 @@ impl SaltKeeper {
         Ok(())
     }
 
-    /// One round: hold today's salt, agree tomorrow's after noon, destroy
-    /// what is past its grace period.
+    /// One round: hold today's salt; propose tomorrow's inside the window
+    /// and adopt it once the window has closed; destroy what is past grace.
     pub async fn tick(&self) -> Result<(), KeeperError> {
         let now = self.clock.now();
         let today = now.date();
         let held_today = self.ensure(today).await;
         self.metrics.salt_ready.set(i64::from(self.book.get(today).is_some()));
         held_today?;
-        if now.hour() >= 12 {
-            if let Some(tomorrow) = today.next_day() {
-                self.ensure(tomorrow).await?;
+        if let Some(tomorrow) = today.next_day().filter(|_| now.hour() >= PROPOSE_FROM_HOUR) {
+            if self.book.get(tomorrow).is_none() {
+                if now.hour() >= DECIDE_AT_HOUR {
+                    self.ensure(tomorrow).await?;
+                } else if salts::proposals(&self.db, tomorrow).await?.is_empty() {
+                    self.propose(tomorrow).await?;
+                    tracing::info!(day = %tomorrow, "proposed a salt");
+                }
             }
         }
         self.destroy_expired(now).await
@@ -136,8 +169,12 @@ impl SaltKeeper {
         let today = now.date();
         let since_midnight = now - now.replace_time(Time::MIDNIGHT);
         let keep_from = if since_midnight >= self.grace { today } else { today.previous_day().unwrap_or(today) };
-        for day in self.book.forget_before(keep_from) {
-            tracing::info!(%day, "salt forgotten");
+        let forgotten = self.book.forget_before(keep_from);
+        if !forgotten.is_empty() {
+            self.bridge.clear();
+        }
+        for day in forgotten {
+            tracing::info!(%day, "salt forgotten (zeroized)");
         }
         for (day, _) in salts::days(&self.db).await? {
             if day < keep_from {

@@ -8,8 +8,8 @@
 //!    [`ClientIp`] and never printed;
 //! 3. payload parsing ([`payload`]) and site check — unknown sites are
 //!    dropped before any expensive work;
-//! 4. bot tokens in the User-Agent (cheap substring scan), then the cached
-//!    User-Agent parse;
+//! 4. bot tokens in the User-Agent (cheap substring scan), the referrer-spam
+//!    list, then the cached User-Agent parse;
 //! 5. country/ASN lookup on the full IP ([`crate::enrich::geo`]), then
 //!    [`crate::privacy::depersonalize`] consumes the IP;
 //! 6. the depersonalized [`Event`] goes to a bounded queue. When the queue is
@@ -20,16 +20,19 @@
 //! `mpsc::Sender<Event>` and whoever drains it stores them.
 
 pub mod client_ip;
+pub mod opt_out;
 pub mod payload;
 pub mod routes;
+pub mod tracker;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::enrich::geo::GeoLookup;
 use crate::enrich::ua::UaParser;
-use crate::enrich::{bots, url};
+use crate::enrich::source::Referrers;
+use crate::enrich::{bots, screen, url};
 use crate::event::Event;
-use crate::privacy::{self, ClientIp, SaltBook};
+use crate::privacy::{self, Carry, ClientIp, MidnightBridge, SaltBook, VisitorId};
 use crate::telemetry::{DropReason, Health, Metrics};
 use payload::Beacon;
 use std::sync::Arc;
@@ -59,7 +62,11 @@ pub struct Ingest {
     pub config: Arc<Config>,
     pub ua: Arc<UaParser>,
     pub geo: Arc<dyn GeoLookup>,
+    /// Traffic sources, channels and the referrer-spam list.
+    pub referrers: Arc<Referrers>,
     pub salts: Arc<SaltBook>,
+    /// Continues sessions that cross midnight (see [`privacy::midnight`]).
+    pub bridge: Arc<MidnightBridge>,
     pub clock: SharedClock,
     pub sink: mpsc::Sender<Event>,
     pub metrics: Metrics,
@@ -85,6 +92,9 @@ impl Ingest {
         let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
         let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
             .map_err(RejectError::Referrer)?;
+        if self.referrers.is_spam(&referrer.host) {
+            return Ok(Outcome::Dropped(DropReason::Spam));
+        }
         let ua = self.ua.parse(user_agent);
         if ua.is_bot {
             return Ok(Outcome::Dropped(DropReason::Bot));
@@ -95,14 +105,27 @@ impl Ingest {
             return Ok(Outcome::Dropped(DropReason::NoSalt));
         };
         // Everything derived from the full IP happens here, before it is dropped.
-        let _location = self.geo.locate(&ip);
-        let pseudonyms = privacy::depersonalize(ip, user_agent, &sites, &salt, self.config.privacy.ip_mode);
+        let location = self.geo.locate(&ip);
+        // During the grace period after midnight, yesterday's salt can
+        // continue a session that was active just before midnight.
+        let yesterday = now.date().previous_day().and_then(|d| self.salts.get(d));
+        let is_active = |site: &str, id: &VisitorId| self.bridge.is_active(site, id, now);
+        let carry = match &yesterday {
+            Some(salt) if !self.bridge.is_empty() => Some(Carry { salt, is_active: &is_active }),
+            _ => None,
+        };
+        let pseudonyms = privacy::depersonalize(ip, user_agent, &sites, &salt, self.config.privacy.ip_mode, carry);
+        for (site, p) in sites.iter().zip(&pseudonyms) {
+            self.bridge.note(site, &p.visitor_id, now, p.continued);
+        }
 
         let (revenue_micros, revenue_currency) = match &beacon.revenue {
             Some(r) => (r.micros, r.currency.clone()),
             None => (0, String::new()),
         };
         let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.iter().cloned().unzip();
+        let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
+        let screen_class = screen::class(beacon.screen_width, ua.device);
         let mut queued = 0;
         for (site, pseudonym) in sites.iter().zip(pseudonyms) {
             let event = Event {
@@ -127,6 +150,10 @@ impl Ingest {
                 revenue_currency: revenue_currency.clone(),
                 prop_keys: prop_keys.clone(),
                 prop_values: prop_values.clone(),
+                location: location.clone(),
+                source: acquisition.source.clone(),
+                channel: acquisition.channel.as_str(),
+                screen_class,
             };
             match self.sink.try_send(event) {
                 Ok(()) => queued += 1,

@@ -9,7 +9,13 @@
 //!   (viewport width) and `v` (tracker version). `p` may be an object or a
 //!   JSON-encoded string (the legacy `plausible-tracker` package sends a
 //!   string). The body is parsed as JSON whatever the Content-Type says:
-//!   trackers send `text/plain` to avoid a CORS preflight.
+//!   trackers send `text/plain` to avoid a CORS preflight. Without `d`, the
+//!   site is the host of `u` (as for the pixel).
+//! * Plausible's **engagement** event (`n: "engagement"`, `sd` scroll depth
+//!   in percent, `e` engaged milliseconds), sent by Headcount's tracker and
+//!   Plausible's when a page is hidden or left. There are no columns for
+//!   them: they become the properties [`SCROLL_DEPTH`] and [`ENGAGED_MS`],
+//!   and an engagement event is never interactive (it is no visit of its own).
 //! * `GET /p.gif?d=…&u=…&r=…&n=…` — the no-JavaScript pixel.
 //!
 //! Parsing is strict about structure (clear 400s naming the problem) and
@@ -28,6 +34,14 @@ pub const MAX_PROP_VALUE: usize = 2000;
 pub const MAX_NAME: usize = 120;
 /// Most sites one event may be recorded to (`d: "a.com,b.com"`).
 pub const MAX_DOMAINS: usize = 10;
+/// Name of the engagement event.
+pub const ENGAGEMENT: &str = "engagement";
+/// Property holding an engagement event's scroll depth (`sd`), 0–100 percent.
+pub const SCROLL_DEPTH: &str = "scroll_depth";
+/// Property holding an engagement event's engaged time (`e`), milliseconds.
+pub const ENGAGED_MS: &str = "engaged_ms";
+/// Longest engaged time kept, in milliseconds (a day).
+pub const MAX_ENGAGED_MS: f64 = 86_400_000.0;
 
 /// A parsed, not yet validated, tracking request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -83,26 +97,64 @@ struct Wire {
     w: Option<Value>,
     #[allow(dead_code)]
     v: Option<Value>,
+    sd: Option<Value>,
+    e: Option<Value>,
 }
 
 /// Parse a Plausible Events API body.
 pub fn from_json(body: &[u8]) -> Result<Beacon, PayloadError> {
     let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotUtf8)?;
     let wire: Wire = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
-    let name = required(wire.n, "n")?;
+    let name = event_name(required(wire.n, "n")?)?;
     let url = required(wire.u, "u")?;
-    let domains = domains(&required(wire.d, "d")?)?;
+    let domains = match wire.d.filter(|d| !d.trim().is_empty()) {
+        Some(d) => domains(&d)?,
+        None => domains(&host_of(&url).ok_or(PayloadError::Missing("d"))?)?,
+    };
+    let mut props = props(wire.m)?;
+    engagement(&mut props, wire.sd.as_ref(), wire.e.as_ref())?;
     Ok(Beacon {
-        name: event_name(name)?,
+        interactive: name != ENGAGEMENT && wire.i.as_ref().map(|v| truthy(Some(v))).unwrap_or(true),
+        name,
         url,
         domains,
         referrer: wire.r.filter(|r| !r.is_empty()),
-        props: props(wire.m)?,
+        props,
         hash_mode: truthy(wire.h.as_ref()),
         revenue: wire.revenue.map(revenue).transpose()?,
-        interactive: wire.i.as_ref().map(|v| truthy(Some(v))).unwrap_or(true),
         screen_width: width(wire.w.as_ref()),
     })
+}
+
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string))
+}
+
+/// Put `sd` and `e` first among the props (so the props limit never cuts
+/// them), as whole numbers: depth clamped to 0–100, time to a day.
+fn engagement(props: &mut Vec<(String, String)>, sd: Option<&Value>, e: Option<&Value>) -> Result<(), PayloadError> {
+    let number = |v: &Value, field, reason| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|f: &f64| f.is_finite())
+            .ok_or(PayloadError::Invalid { field, reason })
+    };
+    let mut metrics = Vec::new();
+    if let Some(v) = sd.filter(|v| !v.is_null()) {
+        let depth = number(v, "sd", "scroll depth must be a number (percent)")?.clamp(0.0, 100.0).round();
+        metrics.push((SCROLL_DEPTH.to_string(), (depth as u8).to_string()));
+    }
+    if let Some(v) = e.filter(|v| !v.is_null()) {
+        let ms = number(v, "e", "engaged time must be a number (milliseconds)")?.clamp(0.0, MAX_ENGAGED_MS).round();
+        metrics.push((ENGAGED_MS.to_string(), (ms as u64).to_string()));
+    }
+    if !metrics.is_empty() {
+        props.retain(|(k, _)| k != SCROLL_DEPTH && k != ENGAGED_MS);
+        metrics.append(props);
+        metrics.truncate(MAX_PROPS);
+        *props = metrics;
+    }
+    Ok(())
 }
 
 /// Parse the pixel's query string. `u` falls back to the `Referer` header
@@ -137,10 +189,7 @@ pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Bea
     }
     let domain = match domain {
         Some(d) if !d.is_empty() => d,
-        _ => url::Url::parse(&b.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .ok_or(PayloadError::Missing("d"))?,
+        _ => host_of(&b.url).ok_or(PayloadError::Missing("d"))?,
     };
     b.domains = domains(&domain)?;
     b.name = event_name(std::mem::take(&mut b.name))?;
@@ -312,7 +361,7 @@ mod tests {
             (b"\xff\xfe", PayloadError::NotUtf8),
             (br#"{"u":"https://a.com","d":"a.com"}"#, PayloadError::Missing("n")),
             (br#"{"n":"pageview","d":"a.com"}"#, PayloadError::Missing("u")),
-            (br#"{"n":"pageview","u":"https://a.com"}"#, PayloadError::Missing("d")),
+            (br#"{"n":"pageview","u":"not a url"}"#, PayloadError::Missing("d")),
             (br#"{"n":"pageview","u":"https://a.com","d":"a.com","p":[1]}"#, PayloadError::Invalid { field: "p", reason: "props must be an object or a JSON-encoded object" }),
         ];
         for (body, want) in cases {
@@ -321,6 +370,36 @@ mod tests {
         assert!(matches!(from_json(b"not json"), Err(PayloadError::Json(_))));
         assert!(matches!(from_json(b"[1,2]"), Err(PayloadError::Json(_))));
         assert!(matches!(from_json(br#"{"n":5,"u":"x","d":"a"}"#), Err(PayloadError::Json(_))));
+    }
+
+    #[test]
+    fn domain_defaults_to_the_page_host() {
+        let b = from_json(br#"{"n":"pageview","u":"https://www.a.com/x"}"#).expect("ok");
+        assert_eq!(b.domains, vec!["www.a.com"]);
+    }
+
+    #[test]
+    fn engagement_becomes_props_and_is_not_interactive() {
+        // As Plausible's tracker sends it, and as Headcount's does (float depth).
+        let plausible = from_json(br#"{"n":"engagement","sd":57,"d":"a.com","u":"https://a.com/","p":{"k":"v"},"e":4200,"v":36}"#)
+            .expect("ok");
+        assert_eq!(plausible.props, vec![("scroll_depth".into(), "57".into()), ("engaged_ms".into(), "4200".into()), ("k".into(), "v".into())]);
+        assert!(!plausible.interactive);
+        let ours = from_json(br#"{"u":"https://a.com/","sd":133.7,"e":-5,"n":"engagement","h":false,"w":1280}"#).expect("ok");
+        assert_eq!(ours.props, vec![("scroll_depth".into(), "100".into()), ("engaged_ms".into(), "0".into())]);
+        let huge = from_json(br#"{"n":"engagement","u":"https://a.com/","e":1e300}"#).expect("ok");
+        assert_eq!(huge.props, vec![("engaged_ms".into(), "86400000".into())]);
+        assert_eq!(
+            from_json(br#"{"n":"engagement","u":"https://a.com/","sd":"deep"}"#),
+            Err(PayloadError::Invalid { field: "sd", reason: "scroll depth must be a number (percent)" })
+        );
+        // A full set of props never pushes the engagement metrics out.
+        let many: serde_json::Map<String, Value> = (0..40).map(|i| (format!("k{i}"), Value::from("v"))).collect();
+        let body = serde_json::json!({"n":"engagement","u":"https://a.com","sd":10,"e":1,"p":many}).to_string();
+        let b = from_json(body.as_bytes()).expect("ok");
+        assert_eq!(b.props.len(), MAX_PROPS);
+        assert_eq!(b.props[0].0, SCROLL_DEPTH);
+        assert_eq!(b.props[1].0, ENGAGED_MS);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! decided in one place. Client errors (4xx) are logged at debug level and
 //! never include request data; nothing here can panic on request input.
 
-use super::{Ingest, Outcome, RejectError, client_ip, payload};
+use super::{Ingest, Outcome, RejectError, client_ip, opt_out, payload, tracker};
 use crate::telemetry::{DropReason, Route};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -39,6 +39,8 @@ async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Ro
         (&Method::GET | &Method::HEAD, "/p.gif") => (Route::Pixel, pixel(ingest, peer, &req)),
         (&Method::POST, "/api/event") => (Route::Event, api_event(ingest, peer, req).await),
         (&Method::OPTIONS, "/api/event") => (Route::Preflight, preflight()),
+        (&Method::GET | &Method::HEAD, "/js/script.js") => (Route::Script, script(&req)),
+        (&Method::GET | &Method::HEAD, "/opt-out") => (Route::OptOut, opt_out_page(ingest, &req)),
         (&Method::GET, "/healthz") => (Route::Health, text(StatusCode::OK, "ok\n")),
         (&Method::GET, "/readyz") => (Route::Ready, ready(ingest)),
         (&Method::GET, "/metrics") => {
@@ -46,7 +48,7 @@ async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Ro
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             (Route::Metrics, r)
         }
-        (_, "/p.gif" | "/api/event" | "/healthz" | "/readyz" | "/metrics") => {
+        (_, "/p.gif" | "/api/event" | "/healthz" | "/readyz" | "/metrics" | "/js/script.js" | "/opt-out") => {
             (Route::NotFound, text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
         }
         _ => (Route::NotFound, text(StatusCode::NOT_FOUND, "not found\n")),
@@ -62,6 +64,7 @@ fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
     let headers = req.headers();
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
     let outcome = match payload::from_pixel_query(req.uri().query().unwrap_or_default(), referer) {
+        _ if opt_out::declines_tracking(headers) => Outcome::Dropped(DropReason::DoNotTrack),
         Ok(beacon) => {
             let ip = client_ip::client_ip(peer, headers, &ingest.config.privacy.trusted_proxies);
             match ingest.record(beacon, ip, user_agent(headers)) {
@@ -106,12 +109,18 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
         }
         Err(_) => return invalid(ingest, StatusCode::BAD_REQUEST, "request body could not be read"),
     };
-    let beacon = match payload::from_json(&body) {
-        Ok(b) => b,
-        Err(e) => return invalid(ingest, StatusCode::BAD_REQUEST, &e.to_string()),
+    // A browser that declines tracking is not read any further.
+    let recorded = if opt_out::declines_tracking(&parts.headers) {
+        Ok(Outcome::Dropped(DropReason::DoNotTrack))
+    } else {
+        let beacon = match payload::from_json(&body) {
+            Ok(b) => b,
+            Err(e) => return invalid(ingest, StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let ip = client_ip::client_ip(peer, &parts.headers, &ingest.config.privacy.trusted_proxies);
+        ingest.record(beacon, ip, user_agent(&parts.headers))
     };
-    let ip = client_ip::client_ip(peer, &parts.headers, &ingest.config.privacy.trusted_proxies);
-    match ingest.record(beacon, ip, user_agent(&parts.headers)) {
+    match recorded {
         Ok(outcome) => {
             ingest.count(outcome);
             let mut r = cors(text(StatusCode::ACCEPTED, "ok"));
@@ -151,6 +160,71 @@ fn preflight() -> Resp {
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    r
+}
+
+/// `GET /js/script.js`: the tracker, gzipped when the client accepts gzip,
+/// `304` when the client's copy is current (see [`tracker`]).
+fn script<B>(req: &Request<B>) -> Resp {
+    let header_str = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let reply = tracker::Script::embedded().reply(header_str(header::ACCEPT_ENCODING), header_str(header::IF_NONE_MATCH));
+    let (mut r, etag) = match reply {
+        tracker::Reply::NotModified { etag } => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            (r, etag)
+        }
+        tracker::Reply::Body { body, gzipped, etag } => {
+            let mut r = Response::new(Full::new(body));
+            if gzipped {
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            (r, etag)
+        }
+    };
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(tracker::CACHE_CONTROL));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Loadable from any site, including ones that isolate themselves (COEP).
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// `GET /opt-out[?lang=ru|en][&return=<page of a configured site>]`.
+fn opt_out_page<B>(ingest: &Ingest, req: &Request<B>) -> Resp {
+    let (mut lang, mut back) = (None, None);
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        match &*k {
+            "lang" => lang = Some(v.into_owned()),
+            "return" => back = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let headers = req.headers();
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let return_to = back.as_deref().and_then(|u| opt_out::return_url(u, &ingest.config));
+    let html = opt_out::page(&opt_out::PageRequest {
+        lang: opt_out::language(lang.as_deref(), accept_language),
+        return_to: return_to.as_ref(),
+        browser_declines: opt_out::declines_tracking(headers),
+    });
+    let mut r = Response::new(Full::new(Bytes::from(html)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    // The page depends on Accept-Language, DNT and Sec-GPC: keep it out of caches.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
 }
 

@@ -18,11 +18,13 @@
 //! request's data flow.
 
 pub mod ip;
+pub mod midnight;
 pub mod salt;
 pub mod seal;
 pub mod visitor;
 
 pub use ip::{ClientIp, IpMode};
+pub use midnight::MidnightBridge;
 pub use salt::{Salt, SaltBook};
 pub use visitor::VisitorId;
 
@@ -34,6 +36,15 @@ pub struct Pseudonym {
     /// The truncated network (`203.0.113.0/24`, `2001:db8:1::/48`) in
     /// `truncate` mode; `None` in `hash` mode, where nothing of the IP is kept.
     pub ip_prefix: Option<String>,
+    /// The id is yesterday's: a session that crossed midnight continues.
+    pub continued: bool,
+}
+
+/// Yesterday's salt and a test for "this id had a session active just now";
+/// see [`midnight`].
+pub struct Carry<'a> {
+    pub salt: &'a Salt,
+    pub is_active: &'a dyn Fn(&str, &VisitorId) -> bool,
 }
 
 /// Turn a client into one pseudonym per site. Consumes the IP.
@@ -42,7 +53,14 @@ pub struct Pseudonym {
 /// is kept. In [`IpMode::Truncate`] the address is first cut to its /24 or /48
 /// network; only that network feeds the hash and may be stored. Each site
 /// gets an unrelated id (the site is part of the hashed input).
-pub fn depersonalize(ip: ClientIp, user_agent: &str, sites: &[&str], salt: &Salt, mode: IpMode) -> Vec<Pseudonym> {
+pub fn depersonalize(
+    ip: ClientIp,
+    user_agent: &str,
+    sites: &[&str],
+    salt: &Salt,
+    mode: IpMode,
+    carry: Option<Carry<'_>>,
+) -> Vec<Pseudonym> {
     let (material, ip_prefix) = match mode {
         IpMode::Hash => (ip.hash_material(), None),
         IpMode::Truncate => {
@@ -53,9 +71,16 @@ pub fn depersonalize(ip: ClientIp, user_agent: &str, sites: &[&str], salt: &Salt
     // `ip` goes out of scope here; only `material` (hashed below) remains.
     sites
         .iter()
-        .map(|site| Pseudonym {
-            visitor_id: visitor::visitor_id(salt, site, &material, user_agent),
-            ip_prefix: ip_prefix.clone(),
+        .map(|site| {
+            let yesterdays = carry.as_ref().map(|c| (visitor::visitor_id(c.salt, site, &material, user_agent), c));
+            match yesterdays {
+                Some((old, c)) if (c.is_active)(site, &old) => Pseudonym { visitor_id: old, ip_prefix: ip_prefix.clone(), continued: true },
+                _ => Pseudonym {
+                    visitor_id: visitor::visitor_id(salt, site, &material, user_agent),
+                    ip_prefix: ip_prefix.clone(),
+                    continued: false,
+                },
+            }
         })
         .collect()
 }
@@ -71,7 +96,7 @@ mod tests {
     #[test]
     fn hash_mode_keeps_nothing_of_the_ip() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let p = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash);
+        let p = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash, None);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].ip_prefix, None);
     }
@@ -79,20 +104,37 @@ mod tests {
     #[test]
     fn truncate_mode_hashes_the_network() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let a = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Truncate);
-        let b = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Truncate);
+        let a = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Truncate, None);
+        let b = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Truncate, None);
         assert_eq!(a, b, "same /24, same visitor in truncate mode");
         assert_eq!(a[0].ip_prefix.as_deref(), Some("198.51.100.0/24"));
-        let h1 = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash);
-        let h2 = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Hash);
+        let h1 = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash, None);
+        let h2 = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Hash, None);
         assert_ne!(h1, h2, "hash mode tells addresses apart");
         assert_ne!(h1[0].visitor_id, a[0].visitor_id, "modes never collide");
     }
 
     #[test]
+    fn carry_keeps_yesterdays_id_only_for_active_sessions() {
+        let today = Salt::from_bytes([1; salt::SALT_LEN]);
+        let yesterday = Salt::from_bytes([2; salt::SALT_LEN]);
+        let fresh = depersonalize(ip("198.51.100.7"), "UA", &["a.com"], &today, IpMode::Hash, None);
+        let old = depersonalize(ip("198.51.100.7"), "UA", &["a.com"], &yesterday, IpMode::Hash, None);
+        let old_id = old[0].visitor_id;
+        let active = |_: &str, id: &VisitorId| *id == old_id;
+        let carried = depersonalize(ip("198.51.100.7"), "UA", &["a.com"], &today, IpMode::Hash, Some(Carry { salt: &yesterday, is_active: &active }));
+        assert_eq!(carried[0].visitor_id, old_id);
+        assert!(carried[0].continued);
+        let other = depersonalize(ip("198.51.100.8"), "UA", &["a.com"], &today, IpMode::Hash, Some(Carry { salt: &yesterday, is_active: &active }));
+        assert!(!other[0].continued);
+        assert_ne!(other[0].visitor_id, fresh[0].visitor_id);
+        assert_ne!(fresh[0].visitor_id, old_id, "days differ");
+    }
+
+    #[test]
     fn sites_are_not_linkable() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let p = depersonalize(ip("2001:db8::1"), "UA", &["a.com", "b.com"], &salt, IpMode::Hash);
+        let p = depersonalize(ip("2001:db8::1"), "UA", &["a.com", "b.com"], &salt, IpMode::Hash, None);
         assert_ne!(p[0].visitor_id, p[1].visitor_id);
     }
 }

@@ -11,9 +11,10 @@
 //! **the first salt recorded for a day wins for the life of the process**, so
 //! one instance can never use two different salts for one day.
 
+use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use time::Date;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -37,7 +38,10 @@ impl Salt {
         Salt(bytes)
     }
 
-    pub(crate) fn expose(&self) -> &[u8; SALT_LEN] {
+    /// The secret bytes. Only the visitor hash, sealing, and audits that
+    /// prove destruction (tests scanning disks for these bytes) use this.
+    /// Never log, print or store the result.
+    pub fn expose_secret(&self) -> &[u8; SALT_LEN] {
         &self.0
     }
 }
@@ -49,9 +53,14 @@ impl fmt::Debug for Salt {
 }
 
 /// The salts this process holds, by UTC day.
+///
+/// Every request reads it, a few times a day something writes it, so reads
+/// are lock-free ([`ArcSwap`]: one atomic load) and writers copy the small
+/// map under a mutex that readers never touch.
 #[derive(Default)]
 pub struct SaltBook {
-    days: RwLock<BTreeMap<Date, Arc<Salt>>>,
+    days: ArcSwap<BTreeMap<Date, Arc<Salt>>>,
+    writer: Mutex<()>,
 }
 
 impl SaltBook {
@@ -59,35 +68,42 @@ impl SaltBook {
         Self::default()
     }
 
-    /// The salt for `day`, if held.
+    /// The salt for `day`, if held. Lock-free.
     pub fn get(&self, day: Date) -> Option<Arc<Salt>> {
-        self.read().get(&day).cloned()
+        self.days.load().get(&day).cloned()
     }
 
     /// Record the salt for `day`. If one is already held, it is kept and
     /// returned: a day's salt never changes inside one process.
     pub fn adopt(&self, day: Date, salt: Salt) -> Arc<Salt> {
-        let mut days = self.days.write().unwrap_or_else(|p| p.into_inner());
-        days.entry(day).or_insert_with(|| Arc::new(salt)).clone()
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.days.load_full();
+        if let Some(held) = current.get(&day) {
+            return held.clone();
+        }
+        let mut next = (*current).clone();
+        let salt = Arc::new(salt);
+        next.insert(day, salt.clone());
+        self.days.store(Arc::new(next));
+        salt
     }
 
     /// Forget every salt for days before `day`; returns the days forgotten.
     /// The bytes are zeroized once the last in-flight user drops its `Arc`.
     pub fn forget_before(&self, day: Date) -> Vec<Date> {
-        let mut days = self.days.write().unwrap_or_else(|p| p.into_inner());
-        let keep = days.split_off(&day);
-        let gone: Vec<Date> = days.keys().copied().collect();
-        *days = keep;
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = (*self.days.load_full()).clone();
+        let keep = next.split_off(&day);
+        let gone: Vec<Date> = next.keys().copied().collect();
+        if !gone.is_empty() {
+            self.days.store(Arc::new(keep));
+        }
         gone
     }
 
     /// Days currently held, oldest first.
     pub fn days(&self) -> Vec<Date> {
-        self.read().keys().copied().collect()
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Date, Arc<Salt>>> {
-        self.days.read().unwrap_or_else(|p| p.into_inner())
+        self.days.load().keys().copied().collect()
     }
 }
 
@@ -106,8 +122,8 @@ mod tests {
     fn salts_are_random() {
         let a = Salt::generate().expect("rng");
         let b = Salt::generate().expect("rng");
-        assert_ne!(a.expose(), b.expose());
-        assert_ne!(a.expose(), &[0u8; SALT_LEN]);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_ne!(a.expose_secret(), &[0u8; SALT_LEN]);
     }
 
     #[test]
@@ -123,8 +139,8 @@ mod tests {
         let d = date!(2026 - 11 - 22);
         let first = book.adopt(d, Salt::from_bytes([1; SALT_LEN]));
         let second = book.adopt(d, Salt::from_bytes([2; SALT_LEN]));
-        assert_eq!(first.expose(), second.expose());
-        assert_eq!(book.get(d).expect("held").expose(), &[1; SALT_LEN]);
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        assert_eq!(book.get(d).expect("held").expose_secret(), &[1; SALT_LEN]);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub fn seal(key: &SaltKey, day: Date, proposal_id: &[u8; 16], salt: &Salt) -> Re
     let aad = aad(day, proposal_id);
     let ciphertext = key
         .cipher()
-        .encrypt(&XNonce::from(nonce), Payload { msg: salt.expose(), aad: &aad })
+        .encrypt(&XNonce::from(nonce), Payload { msg: salt.expose_secret(), aad: &aad })
         .map_err(|_| SealError::WrongKeyOrTampered)?;
     Ok(Sealed { nonce, ciphertext })
 }
@@ -132,8 +132,8 @@ mod tests {
         let day = date!(2026 - 11 - 22);
         let id = [9u8; 16];
         let sealed = seal(&key, day, &id, &salt).expect("seal");
-        assert!(!sealed.ciphertext.windows(SALT_LEN).any(|w| w == salt.expose()), "ciphertext contains the salt");
-        assert_eq!(open(&key, day, &id, &sealed).expect("open").expose(), salt.expose());
+        assert!(!sealed.ciphertext.windows(SALT_LEN).any(|w| w == salt.expose_secret()), "ciphertext contains the salt");
+        assert_eq!(open(&key, day, &id, &sealed).expect("open").expose_secret(), salt.expose_secret());
 
         let other_key = SaltKey::generate().expect("rng");
         assert!(open(&other_key, day, &id, &sealed).is_err(), "wrong key");

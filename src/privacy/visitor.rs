@@ -29,7 +29,7 @@ impl fmt::Debug for VisitorId {
 
 /// Hash (site, ip material, user-agent) under `salt`.
 pub fn visitor_id(salt: &Salt, site: &str, ip_material: &[u8], user_agent: &str) -> VisitorId {
-    let mut h = blake3::Hasher::new_keyed(salt.expose());
+    let mut h = blake3::Hasher::new_keyed(salt.expose_secret());
     h.update(CONTEXT);
     for field in [site.as_bytes(), ip_material, user_agent.as_bytes()] {
         h.update(&(field.len() as u64).to_le_bytes());
@@ -96,5 +96,67 @@ mod tests {
         h.update(&11u64.to_le_bytes());
         h.update(b"Mozilla/5.0");
         assert_eq!(&id.0[..], &h.finalize().as_bytes()[..16]);
+    }
+
+    proptest::proptest! {
+        /// Moving a field boundary always changes the id:
+        /// ("ab","c") and ("a","bc") never collide, for any bytes.
+        #[test]
+        fn field_boundaries_never_collide(
+            joined in "[a-z0-9.]{2,40}",
+            split in proptest::prelude::any::<proptest::sample::Index>(),
+            other in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let s = salt(9);
+            let (i, j) = (split.index(joined.len() + 1), other.index(joined.len() + 1));
+            proptest::prop_assume!(i != j);
+            let a = visitor_id(&s, &joined[..i], joined[i..].as_bytes(), "UA");
+            let b = visitor_id(&s, &joined[..j], joined[j..].as_bytes(), "UA");
+            proptest::prop_assert_ne!(a, b);
+            let c = visitor_id(&s, "site", joined[..i].as_bytes(), &joined[i..]);
+            let d = visitor_id(&s, "site", joined[..j].as_bytes(), &joined[j..]);
+            proptest::prop_assert_ne!(c, d);
+        }
+
+        /// The same person on two sites has unrelated ids.
+        #[test]
+        fn ids_are_scoped_per_site(
+            site_a in "[a-z]{1,20}\\.[a-z]{2,5}",
+            site_b in "[a-z]{1,20}\\.[a-z]{2,5}",
+            ip in proptest::prelude::any::<[u8; 4]>(),
+            ua in ".{0,80}",
+        ) {
+            proptest::prop_assume!(site_a != site_b);
+            let s = salt(5);
+            proptest::prop_assert_ne!(visitor_id(&s, &site_a, &ip, &ua), visitor_id(&s, &site_b, &ip, &ua));
+        }
+    }
+
+    #[test]
+    fn ids_look_uniform() {
+        // 32,768 ids over consecutive IPv4 addresses (the worst case: inputs
+        // differing in one byte). Every output bit should be set about half
+        // the time, and the first byte should spread evenly over 256 values.
+        let s = salt(1);
+        let n = 32_768u32;
+        let mut bit_ones = [0u32; 128];
+        let mut first_byte = [0u32; 256];
+        for i in 0..n {
+            let ip = (0xC633_6400u32 + i).to_be_bytes();
+            let id = visitor_id(&s, "example.com", &ip, "Mozilla/5.0");
+            first_byte[id.0[0] as usize] += 1;
+            for (bit, ones) in bit_ones.iter_mut().enumerate() {
+                *ones += u32::from((id.0[bit / 8] >> (bit % 8)) & 1);
+            }
+        }
+        // Each bit: binomial(n, 1/2), sd = 90.5; 5 sd = 453.
+        for (bit, ones) in bit_ones.iter().enumerate() {
+            let dev = (*ones as i64 - (n / 2) as i64).abs();
+            assert!(dev < 453, "bit {bit} set {ones} of {n} times");
+        }
+        // Chi-square over 255 degrees of freedom; p = 0.0001 critical value ~ 360.
+        let expected = n as f64 / 256.0;
+        let chi2: f64 = first_byte.iter().map(|&o| (o as f64 - expected).powi(2) / expected).sum();
+        assert!(chi2 < 360.0, "first byte not uniform: chi2 = {chi2:.1}");
     }
 }

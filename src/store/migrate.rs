@@ -7,8 +7,11 @@
 //! (`IF NOT EXISTS`), so two instances starting at once do no harm.
 //!
 //! Migrations run on ClickHouse 18.16 and 24+. 18.16 has no
-//! `ADD COLUMN IF NOT EXISTS`; a future migration adding columns must check
-//! `system.columns` first (see [`column_exists`]).
+//! `ADD COLUMN IF NOT EXISTS`, so the runner does that check itself: a
+//! statement `ALTER TABLE t ADD COLUMN c …` (one column per statement) is
+//! skipped when `system.columns` already lists `t.c` (see [`added_column`]
+//! and [`column_exists`]). The SQL files stay plain SQL that any version
+//! runs, and a migration interrupted halfway re-runs cleanly.
 
 use super::StoreError;
 use clickhouse::Client;
@@ -26,6 +29,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, file: "0001_events.sql", sql: include_str!("../../sql/0001_events.sql") },
     Migration { version: 2, file: "0002_salts.sql", sql: include_str!("../../sql/0002_salts.sql") },
+    Migration { version: 3, file: "0003_acquisition.sql", sql: include_str!("../../sql/0003_acquisition.sql") },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -60,6 +64,21 @@ pub fn split_statements(sql: &str) -> Vec<String> {
     }
     push_statement(&mut out, &mut cur);
     out
+}
+
+/// For `ALTER TABLE t ADD COLUMN c …` (without `IF NOT EXISTS`): the table
+/// and column, so the runner can skip the statement when the column exists.
+pub fn added_column(stmt: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = stmt.split_whitespace().take(6).collect();
+    let is = |w: &str, kw: &str| w.eq_ignore_ascii_case(kw);
+    match words.as_slice() {
+        [alter, table, t, add, column, c] if is(alter, "ALTER") && is(table, "TABLE") && is(add, "ADD") && is(column, "COLUMN") && !is(c, "IF") => {
+            let unquote = |s: &str| s.trim_matches(|ch| ch == '`' || ch == '"').to_string();
+            let t = t.rsplit('.').next().unwrap_or(t);
+            Some((unquote(t), unquote(c)))
+        }
+        _ => None,
+    }
 }
 
 fn push_statement(out: &mut Vec<String>, cur: &mut String) {
@@ -101,7 +120,21 @@ pub async fn run(server: &Client, database: &str) -> Result<Vec<&'static str>, S
             continue;
         }
         for stmt in m.statements() {
-            db.query(&stmt).execute().await.map_err(|source| StoreError::Migration { file: m.file, source })?;
+            let added = added_column(&stmt);
+            if let Some((table, column)) = &added {
+                if column_exists(&db, table, column).await? {
+                    tracing::debug!(migration = m.file, table, column, "column exists; ADD COLUMN skipped");
+                    continue;
+                }
+            }
+            if let Err(source) = db.query(&stmt).execute().await {
+                // Another instance starting at the same time may have added
+                // the column between our check and our ALTER.
+                match &added {
+                    Some((table, column)) if column_exists(&db, table, column).await? => continue,
+                    _ => return Err(StoreError::Migration { file: m.file, source }),
+                }
+            }
         }
         let checksum = m.checksum();
         let mut ins = db.insert::<LedgerRow<'static>>("schema_migrations").await?;
@@ -144,6 +177,30 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);
             assert!(m.file.starts_with(&format!("{:04}_", m.version)));
+        }
+    }
+
+    #[test]
+    fn add_column_statements_are_recognised() {
+        assert_eq!(added_column("ALTER TABLE events ADD COLUMN asn UInt32"), Some(("events".into(), "asn".into())));
+        assert_eq!(added_column("alter table `db`.`events`\n  add column `city` String"), Some(("events".into(), "city".into())));
+        assert_eq!(added_column("ALTER TABLE events ADD COLUMN IF NOT EXISTS asn UInt32"), None);
+        assert_eq!(added_column("ALTER TABLE events DROP COLUMN asn"), None);
+        assert_eq!(added_column("CREATE TABLE t (x UInt8) ENGINE = Memory"), None);
+    }
+
+    /// The runner skips a whole statement when its column exists, so a
+    /// statement must add exactly one column.
+    #[test]
+    fn every_add_column_adds_one_column() {
+        for m in MIGRATIONS {
+            for stmt in m.statements() {
+                let n = stmt.to_ascii_uppercase().matches("ADD COLUMN").count();
+                if n > 0 {
+                    assert_eq!(n, 1, "{}: one ADD COLUMN per statement: {stmt}", m.file);
+                    assert!(added_column(&stmt).is_some(), "{}: not recognised: {stmt}", m.file);
+                }
+            }
         }
     }
 

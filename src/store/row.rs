@@ -1,7 +1,8 @@
 //! Row types as ClickHouse sees them.
 //!
 //! [`EventRow`] borrows from an [`Event`] so writing a batch copies nothing.
-//! Field order is the column order of `sql/0001_events.sql`; with the
+//! Field order is the column order of `sql/0001_events.sql` followed by the
+//! columns later migrations append (`0003_acquisition.sql`); with the
 //! client's schema validation off (18.16 cannot answer it), the round-trip
 //! integration test is what keeps the two in step.
 
@@ -39,6 +40,15 @@ pub struct EventRow<'a> {
     pub revenue_currency: &'a str,
     pub prop_keys: &'a [String],
     pub prop_values: &'a [String],
+    // sql/0003_acquisition.sql
+    pub country: &'a str,
+    pub region: &'a str,
+    pub city: &'a str,
+    pub asn: u32,
+    pub asn_org: &'a str,
+    pub source: &'a str,
+    pub channel: &'a str,
+    pub screen_class: &'a str,
 }
 
 impl<'a> From<&'a Event> for EventRow<'a> {
@@ -71,6 +81,14 @@ impl<'a> From<&'a Event> for EventRow<'a> {
             revenue_currency: &e.revenue_currency,
             prop_keys: &e.prop_keys,
             prop_values: &e.prop_values,
+            country: &e.location.country,
+            region: &e.location.region,
+            city: &e.location.city,
+            asn: e.location.asn,
+            asn_org: &e.location.asn_org,
+            source: &e.source,
+            channel: e.channel,
+            screen_class: e.screen_class,
         }
     }
 }

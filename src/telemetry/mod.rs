@@ -5,7 +5,7 @@
 //! from a request — so a metric cannot leak a visitor and cardinality stays
 //! bounded whatever traffic arrives.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// HTTP routes, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,10 @@ pub enum Route {
     Health,
     Ready,
     Metrics,
+    /// `GET /js/script.js`, the tracker.
+    Script,
+    /// `GET /opt-out`.
+    OptOut,
     NotFound,
 }
 
@@ -28,6 +32,8 @@ impl Route {
             Route::Health => "healthz",
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
+            Route::Script => "script",
+            Route::OptOut => "opt_out",
             Route::NotFound => "not_found",
         }
     }
@@ -51,10 +57,14 @@ pub enum DropReason {
     /// ClickHouse rejected the rows as bad data, or was still unreachable
     /// when the process had to exit.
     StoreFailed,
+    /// The referrer is on the referrer-spam list.
+    Spam,
+    /// The browser asked not to be tracked (`DNT: 1` or `Sec-GPC: 1`).
+    DoNotTrack,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Bot,
         DropReason::Invalid,
         DropReason::UnknownSite,
@@ -62,6 +72,8 @@ impl DropReason {
         DropReason::NoSalt,
         DropReason::ShuttingDown,
         DropReason::StoreFailed,
+        DropReason::Spam,
+        DropReason::DoNotTrack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +85,28 @@ impl DropReason {
             DropReason::NoSalt => "no_salt",
             DropReason::ShuttingDown => "shutting_down",
             DropReason::StoreFailed => "store_failed",
+            DropReason::Spam => "referrer_spam",
+            DropReason::DoNotTrack => "dnt",
+        }
+    }
+}
+
+/// The IP geolocation databases, as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeoDatabase {
+    Country,
+    Asn,
+    City,
+}
+
+impl GeoDatabase {
+    pub const ALL: [GeoDatabase; 3] = [GeoDatabase::Country, GeoDatabase::Asn, GeoDatabase::City];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeoDatabase::Country => "country",
+            GeoDatabase::Asn => "asn",
+            GeoDatabase::City => "city",
         }
     }
 }
@@ -90,6 +124,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub salt_ready: IntGauge,
     pub ua_cache_misses: IntCounter,
+    geo_loaded: IntGaugeVec,
+    geo_loads: IntCounterVec,
 }
 
 impl Metrics {
@@ -122,6 +158,16 @@ impl Metrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(salt_ready.clone()))?;
         registry.register(Box::new(ua_cache_misses.clone()))?;
+        let geo_loaded = IntGaugeVec::new(
+            Opts::new("headcount_geo_database_loaded", "1 when the geo database is loaded, 0 when configured but missing or unreadable"),
+            &["database"],
+        )?;
+        let geo_loads = IntCounterVec::new(
+            Opts::new("headcount_geo_loads_total", "Geo database (re)loads by database and result"),
+            &["database", "result"],
+        )?;
+        registry.register(Box::new(geo_loaded.clone()))?;
+        registry.register(Box::new(geo_loads.clone()))?;
         // Pre-create every label value so dashboards see zeros, not gaps.
         for r in DropReason::ALL {
             dropped.with_label_values(&[r.as_str()]);
@@ -137,6 +183,8 @@ impl Metrics {
             queue_depth,
             salt_ready,
             ua_cache_misses,
+            geo_loaded,
+            geo_loads,
         })
     }
 
@@ -147,6 +195,16 @@ impl Metrics {
 
     pub fn dropped(&self, reason: DropReason) {
         self.dropped.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Whether a geo database is loaded now.
+    pub fn geo_loaded(&self, db: GeoDatabase, loaded: bool) {
+        self.geo_loaded.with_label_values(&[db.as_str()]).set(i64::from(loaded));
+    }
+
+    /// One attempt to (re)load a geo database.
+    pub fn geo_load(&self, db: GeoDatabase, ok: bool) {
+        self.geo_loads.with_label_values(&[db.as_str(), if ok { "ok" } else { "error" }]).inc();
     }
 
     pub fn dropped_count(&self, reason: DropReason) -> u64 {

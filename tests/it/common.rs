@@ -151,3 +151,72 @@ pub fn client_from(local: &str) -> reqwest::Client {
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
+
+/// A TCP forwarder to ClickHouse that a test can cut and restore, to play a
+/// ClickHouse outage without stopping the shared test server.
+pub struct Outage {
+    pub url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Outage {
+    pub async fn start(up: bool) -> Outage {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let target = clickhouse_url().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let flag = Arc::new(AtomicBool::new(up));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (f, g) = (flag.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if !f.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let (f, g) = (f.clone(), g.clone());
+                let born = g.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let cut = async {
+                        while f.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Outage { url, up: flag, generation }
+    }
+
+    /// ClickHouse "goes down": new connections are refused, open ones cut
+    /// (returns once they are).
+    pub async fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Send one pageview for example.com with a given UA and forwarded client IP
+/// (the app must trust 127.0.0.1); returns the `X-Headcount-Event` header.
+pub async fn pageview(app: &App, ua: &str, forwarded_ip: &str) -> String {
+    let r = client_from("127.0.0.1")
+        .post(app.url("/api/event"))
+        .header("user-agent", ua)
+        .header("x-forwarded-for", forwarded_ip)
+        .body(r#"{"n":"pageview","u":"https://example.com/","d":"example.com"}"#)
+        .send()
+        .await
+        .expect("request");
+    r.headers().get("x-headcount-event").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}

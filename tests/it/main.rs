@@ -2,9 +2,11 @@
 //! (`HEADCOUNT_TEST_CLICKHOUSE_URL`). Each test gets its own database.
 
 mod common;
+mod geo;
 mod ingest;
 mod logs;
 mod malformed;
 mod privacy;
 mod salts;
 mod store;
+mod tracker;

@@ -11,7 +11,7 @@ const XFF_V4: &str = "198.51.100.77";
 const XFF_V6: &str = "2001:db8:abcd:12:3456:789a:bcde:f012";
 
 /// Every textual and binary form of an address we must never find.
-fn forms(ip: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn forms(ip: &str) -> Vec<(String, Vec<u8>)> {
     let addr: std::net::IpAddr = ip.parse().expect("ip");
     let mut out = vec![(format!("text {ip}"), ip.as_bytes().to_vec())];
     match addr {
@@ -40,12 +40,12 @@ fn forms(ip: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Dump every table of the test database as TSV text and as RowBinary.
-async fn dump_all(db: &Db) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn dump_all(db: &Db) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for t in db.tables().await {
         out.push((format!("{t} TSV"), db.raw(&format!("SELECT * FROM `{t}` FORMAT TabSeparated")).await));

@@ -1,7 +1,7 @@
 //! ClickHouse plumbing: migrations, row round trips, the compress=1 trap.
 
 use crate::common::*;
-use headcount::event::{Campaign, Event};
+use headcount::event::{Campaign, Event, Location};
 use headcount::privacy::VisitorId;
 use headcount::store::{self, migrate, row::EventRow};
 
@@ -45,6 +45,26 @@ async fn migrations_are_idempotent_and_recorded() {
 }
 
 #[tokio::test]
+async fn an_interrupted_add_column_migration_reruns() {
+    // 18.16 has no ADD COLUMN IF NOT EXISTS: the runner must skip columns
+    // that a half-applied 0003 already added instead of failing on them.
+    let database = fresh_database("halfmigrated");
+    let cfg = ch_config(&database);
+    let server = store::server_client(&cfg);
+    server.query(&format!("CREATE DATABASE `{database}`")).execute().await.expect("create db");
+    let db = store::client(&cfg);
+    for stmt in migrate::MIGRATIONS[0].statements() {
+        db.query(&stmt).execute().await.expect("0001");
+    }
+    db.query("ALTER TABLE events ADD COLUMN country LowCardinality(String)").execute().await.expect("one column of 0003");
+    let applied = migrate::run(&server, &database).await.expect("migrations run over the half-applied state");
+    assert_eq!(applied.len(), migrate::MIGRATIONS.len());
+    for column in ["country", "asn", "asn_org", "source", "channel", "screen_class"] {
+        assert!(migrate::column_exists(&db, "events", column).await.expect("columns"), "{column}");
+    }
+}
+
+#[tokio::test]
 async fn every_event_column_round_trips() {
     let database = fresh_database("roundtrip");
     let cfg = ch_config(&database);
@@ -81,6 +101,16 @@ async fn every_event_column_round_trips() {
         revenue_currency: "EUR".into(),
         prop_keys: vec!["plan".into(), "seats".into()],
         prop_values: vec!["pro".into(), "3".into()],
+        location: Location {
+            country: "RU".into(),
+            region: "Moscow".into(),
+            city: "Москва".into(),
+            asn: 4_200_000_001,
+            asn_org: "YANDEX LLC".into(),
+        },
+        source: "Yandex".into(),
+        channel: "Organic Search",
+        screen_class: "laptop",
     };
     let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
@@ -89,13 +119,14 @@ async fn every_event_column_round_trips() {
         .query(
             "SELECT concat(site,'|',toString(toUnixTimestamp(ts)),'|',name,'|',hex(visitor_id),'|',ip_prefix,'|',hostname,'|',pathname,'|',referrer_host,'|',referrer_path,'|',\
              utm_source,utm_medium,utm_campaign,utm_content,utm_term,ref_param,source_param,'|',browser,'|',browser_version,'|',os,'|',os_version,'|',device,'|',\
-             toString(screen_width),'|',toString(interactive),'|',toString(revenue_micros),'|',revenue_currency,'|',arrayStringConcat(prop_keys,','),'|',arrayStringConcat(prop_values,',')) FROM events",
+             toString(screen_width),'|',toString(interactive),'|',toString(revenue_micros),'|',revenue_currency,'|',arrayStringConcat(prop_keys,','),'|',arrayStringConcat(prop_values,','),'|',\
+             country,'|',region,'|',city,'|',toString(asn),'|',asn_org,'|',source,'|',channel,'|',screen_class) FROM events",
         )
         .fetch_one()
         .await
         .expect("one row");
     assert_eq!(
         text,
-        format!("example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3", "AB".repeat(16))
+        format!("example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3|RU|Moscow|Москва|4200000001|YANDEX LLC|Yandex|Organic Search|laptop", "AB".repeat(16))
     );
 }

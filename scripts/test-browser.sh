@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The tracker in a real browser: Debian's Chromium, driven by playwright-core,
+# against a Headcount built from this tree and a local test website.
+#
+#   scripts/test-browser.sh [TEST_FILE...]   (default: tests/browser/*.test.mjs)
+#
+# 1. installs chromium with apt if /usr/bin/chromium is missing, and the npm
+#    packages of tests/browser (npm ci: versions pinned by package-lock.json);
+# 2. builds target/debug/headcount and starts it with a temporary config:
+#    a fresh database in the ClickHouse at $HEADCOUNT_TEST_CLICKHOUSE_URL
+#    (default http://127.0.0.1:28123; if nothing answers there, a private
+#    one is started under var/browser-clickhouse and stopped afterwards),
+#    a temporary salt key, batch_interval_ms = 100, [[sites]] 127.0.0.1;
+# 3. serves the test site (tests/browser/site.mjs) on another port;
+# 4. runs tests/browser/*.test.mjs with node's test runner;
+# 5. stops everything it started and exits with the tests' status.
+#
+# Screenshots and the logs of Headcount and the site: test-artifacts/browser/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+artifacts=$root/test-artifacts/browser
+ch_url=${HEADCOUNT_TEST_CLICKHOUSE_URL:-http://127.0.0.1:28123}
+sudo=
+[[ $(id -u) -eq 0 ]] || sudo=sudo
+
+if [[ ! -x /usr/bin/chromium ]]; then
+    echo "browser tests: installing Debian's chromium"
+    $sudo apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+cargo build --bin headcount
+
+tmp=$(mktemp -d)
+pids=()
+own_ch=
+db=
+status=1
+cleanup() {
+    # SIGTERM: Headcount flushes its queue and exits; the site just exits.
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ $status -eq 0 && -n $db ]]; then
+        curl -sf "$ch_url/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
+    elif [[ -n $db ]]; then
+        echo "browser tests: kept database $db in $ch_url; logs in $artifacts" >&2
+    fi
+    [[ -n $own_ch ]] && scripts/clickhouse.sh stop var/browser-clickhouse 47123 47900 >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! curl -sf "$ch_url/ping" >/dev/null 2>&1; then
+    echo "browser tests: no ClickHouse at $ch_url; starting a private one"
+    own_ch=1
+    scripts/clickhouse.sh start var/browser-clickhouse 47123 47900
+    ch_url=http://127.0.0.1:47123
+fi
+
+# Two free loopback ports, found together so they differ.
+read -r hc_port site_port < <(node -e '
+  const net = require("net"); const a = net.createServer(), b = net.createServer();
+  a.listen(0, "127.0.0.1", () => b.listen(0, "127.0.0.1", () => {
+    console.log(a.address().port, b.address().port); a.close(); b.close(); }));')
+db=hc_browser_$(date +%s)_$RANDOM
+headcount=http://127.0.0.1:$hc_port
+site=http://127.0.0.1:$site_port
+
+cat > "$tmp/headcount.toml" <<TOML
+[server]
+listen = "127.0.0.1:$hc_port"
+
+[clickhouse]
+url = "$ch_url"
+database = "$db"
+batch_interval_ms = 100
+
+[privacy]
+salt_key_file = "$tmp/salt.key"
+
+[log]
+level = "info,headcount=debug"
+
+# The test site is served from 127.0.0.1, so that is its domain.
+[[sites]]
+domain = "127.0.0.1"
+TOML
+
+mkdir -p "$artifacts"
+rm -f "$artifacts"/*.png
+# Headcount reads HEADCOUNT_* variables as config overrides: keep ours
+# (HEADCOUNT_TEST_CLICKHOUSE_URL, ...) away from it.
+unset_vars=()
+for v in $(compgen -e | grep '^HEADCOUNT_' || true); do unset_vars+=(-u "$v"); done
+env "${unset_vars[@]}" target/debug/headcount --config "$tmp/headcount.toml" serve >"$artifacts/headcount.log" 2>&1 &
+pids+=($!)
+node tests/browser/site.mjs "$site_port" "$headcount" >"$artifacts/site.log" 2>&1 &
+pids+=($!)
+
+ready=
+for _ in $(seq 1 300); do
+    kill -0 "${pids[0]}" 2>/dev/null || break
+    if curl -sf "$headcount/readyz" >/dev/null 2>&1 && curl -sf "$site/t/ready/" >/dev/null 2>&1; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+if [[ -z $ready ]]; then
+    echo "browser tests: Headcount or the test site did not start; see $artifacts/*.log" >&2
+    tail -n 20 "$artifacts/headcount.log" >&2 || true
+    exit 1
+fi
+echo "browser tests: Headcount $headcount, site $site, ClickHouse $ch_url database $db"
+
+export HEADCOUNT_URL=$headcount SITE_URL=$site CH_URL=$ch_url CH_DATABASE=$db ARTIFACTS_DIR=$artifacts
+status=0
+files=("$@")
+((${#files[@]})) || files=(tests/browser/*.test.mjs)
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || status=$?
+exit $status

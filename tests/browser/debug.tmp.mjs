@@ -1,0 +1,17 @@
+import { launch, HEADCOUNT } from './lib.mjs';
+const metric = async () => (await (await fetch(`${HEADCOUNT}/metrics`)).text()).split('\n').filter((l) => /http_requests_total\{route="event"/.test(l)).join(' | ');
+const browser = await launch();
+const ctx = await browser.newContext();
+const page = await ctx.newPage();
+console.log('before', await metric());
+await page.goto(`http://127.0.0.1:38999/index.html?click#${HEADCOUNT}`);
+await page.click('#go');
+await page.waitForURL(/next/);
+await new Promise((r) => setTimeout(r, 1000));
+console.log('after click', await metric());
+await page.goto(`http://127.0.0.1:38999/index.html?click#${HEADCOUNT}`);
+await page.evaluate(() => document.getElementById('go').click());
+await page.waitForURL(/next/);
+await new Promise((r) => setTimeout(r, 1000));
+console.log('after js click', await metric());
+await browser.close();
