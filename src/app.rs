@@ -93,7 +93,11 @@ impl Running {
 }
 
 /// Migrate ClickHouse, agree today's salt, start the writer and the server.
-pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Result<Running, AppError> {
+pub async fn start(
+    listener: TcpListener,
+    config: Config,
+    opts: Options,
+) -> Result<Running, AppError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let health = Arc::new(Health::default());
@@ -143,24 +147,30 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
     let writer = tokio::spawn(writer.run(rx, stop_rx.clone()));
     let keeper_task = {
         let keeper = keeper.clone();
-        let (server_client, database, health) = (server_client.clone(), config.clickhouse.database.clone(), health.clone());
+        let (server_client, database, health) = (
+            server_client.clone(),
+            config.clickhouse.database.clone(),
+            health.clone(),
+        );
         let mut stop_rx = stop_rx.clone();
         tokio::spawn(async move {
-            while !bootstrapped {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stop_rx.changed() => return,
-                }
-                match bootstrap(&server_client, &database, &keeper).await {
-                    Ok(()) => {
-                        tracing::info!("ClickHouse reachable: migrated and salt agreed");
-                        health.set_store_reachable(true);
-                        break;
+            if !bootstrapped {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = stop_rx.changed() => return,
                     }
-                    Err(Bootstrap::Unreachable(_)) => continue,
-                    Err(Bootstrap::Fatal(e)) => {
-                        tracing::error!(error = %e, "cannot start collecting; fix the problem and restart");
-                        return;
+                    match bootstrap(&server_client, &database, &keeper).await {
+                        Ok(()) => {
+                            tracing::info!("ClickHouse reachable: migrated and salt agreed");
+                            health.set_store_reachable(true);
+                            break;
+                        }
+                        Err(Bootstrap::Unreachable(_)) => continue,
+                        Err(Bootstrap::Fatal(e)) => {
+                            tracing::error!(error = %e, "cannot start collecting; fix the problem and restart");
+                            return;
+                        }
                     }
                 }
             }
@@ -180,7 +190,10 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         config: config.clone(),
         ua: Arc::new(UaParser::embedded(10_000)?),
         geo,
-        referrers: Arc::new(Referrers::new(&config.referrers.sources, &config.referrers.spam)),
+        referrers: Arc::new(Referrers::new(
+            &config.referrers.sources,
+            &config.referrers.spam,
+        )),
         salts: salts.clone(),
         bridge,
         clock: opts.clock.clone(),
@@ -191,7 +204,16 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, ingest, stop_rx, opts.drain_timeout));
     tracing::info!(%addr, sites = config.sites.len(), ip_mode = ?config.privacy.ip_mode, "headcount listening");
-    Ok(Running { addr, metrics, salts, keeper, stop, server, writer, keeper_task })
+    Ok(Running {
+        addr,
+        metrics,
+        salts,
+        keeper,
+        stop,
+        server,
+        writer,
+        keeper_task,
+    })
 }
 
 /// Start, then run until `shutdown` resolves, then shut down cleanly.
@@ -217,13 +239,28 @@ enum Bootstrap {
 }
 
 /// Apply migrations and agree today's salt.
-async fn bootstrap(server: &clickhouse::Client, database: &str, keeper: &SaltKeeper) -> Result<(), Bootstrap> {
+async fn bootstrap(
+    server: &clickhouse::Client,
+    database: &str,
+    keeper: &SaltKeeper,
+) -> Result<(), Bootstrap> {
     let classify_store = |e: StoreError| {
-        let unreachable = matches!(&e, StoreError::ClickHouse(clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut));
+        let unreachable = matches!(
+            &e,
+            StoreError::ClickHouse(
+                clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut
+            )
+        );
         let e = AppError::Store(e);
-        if unreachable { Bootstrap::Unreachable(e) } else { Bootstrap::Fatal(e) }
+        if unreachable {
+            Bootstrap::Unreachable(e)
+        } else {
+            Bootstrap::Fatal(e)
+        }
     };
-    store::migrate::run(server, database).await.map_err(classify_store)?;
+    store::migrate::run(server, database)
+        .await
+        .map_err(classify_store)?;
     match keeper.tick().await {
         Ok(()) => Ok(()),
         Err(KeeperError::Store(e)) => Err(classify_store(e)),
@@ -231,10 +268,19 @@ async fn bootstrap(server: &clickhouse::Client, database: &str, keeper: &SaltKee
     }
 }
 
-async fn serve(listener: TcpListener, ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>, drain: Duration) {
+async fn serve(
+    listener: TcpListener,
+    ingest: Arc<Ingest>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .keep_alive(true);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -252,7 +298,9 @@ async fn serve(listener: TcpListener, ingest: Arc<Ingest>, mut stop: watch::Rece
         let ingest = ingest.clone();
         let svc = service_fn(move |req| {
             let ingest = ingest.clone();
-            async move { Ok::<_, std::convert::Infallible>(ingest::routes::handle(ingest, peer, req).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(ingest::routes::handle(ingest, peer, req).await)
+            }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn.into_owned());
@@ -261,7 +309,10 @@ async fn serve(listener: TcpListener, ingest: Arc<Ingest>, mut stop: watch::Rece
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish in time");
     }
 }
