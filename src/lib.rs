@@ -31,5 +31,6 @@ pub mod event;
 pub mod ingest;
 pub mod privacy;
 pub mod salt_keeper;
+pub mod stats;
 pub mod store;
 pub mod telemetry;

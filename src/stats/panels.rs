@@ -1,0 +1,2 @@
+//! Panel declarations from `dashboards/*.toml` (to be implemented by the
+//! stats engine).
