@@ -8,8 +8,9 @@
 #    packages of tests/browser (npm ci: versions pinned by package-lock.json);
 # 2. builds target/debug/headcount and starts it with a temporary config:
 #    a fresh database in the ClickHouse at $HEADCOUNT_TEST_CLICKHOUSE_URL
-#    (default http://127.0.0.1:28123; if nothing answers there, a private
-#    one is started under var/browser-clickhouse and stopped afterwards),
+#    (default http://127.0.0.1:28123; if nothing answers there, a fresh
+#    private one is started under var/browser-clickhouse, ports 47123/47900,
+#    and stopped afterwards),
 #    a temporary salt key, batch_interval_ms = 100, [[sites]] 127.0.0.1;
 # 3. serves the test site (tests/browser/site.mjs) on another port;
 # 4. runs tests/browser/*.test.mjs with node's test runner;
@@ -56,6 +57,9 @@ trap 'exit 143' TERM
 if ! curl -sf "$ch_url/ping" >/dev/null 2>&1; then
     echo "browser tests: no ClickHouse at $ch_url; starting a private one"
     own_ch=1
+    # Throw-away: a server left over from an interrupted run, and its data, go.
+    scripts/clickhouse.sh stop var/browser-clickhouse 47123 47900 >/dev/null 2>&1 || true
+    rm -rf var/browser-clickhouse
     scripts/clickhouse.sh start var/browser-clickhouse 47123 47900
     ch_url=http://127.0.0.1:47123
 fi

@@ -126,11 +126,10 @@
   // Also fired when the #fragment changes, which data-hash counts.
   addEventListener('popstate', pageview);
   // visibilitychange and scroll bubble from the document to the window.
-  // Leaving the page does not always hide it first: pagehide covers that.
+  // Leaving the page hides it too (browsers fire visibilitychange first).
   addEventListener('visibilitychange', () => {
     document.hidden ? engagement() : pageKey ? (shownAt = Date.now()) : pageview();
   });
-  addEventListener('pagehide', engagement);
   addEventListener('scroll', scrolled);
   addEventListener('click', click, true);
   addEventListener('auxclick', click, true);

@@ -65,10 +65,10 @@ pub fn language(query_lang: Option<&str>, accept_language: Option<&str>) -> Lang
     let mut best: Option<(f32, Lang)> = None;
     for item in accept_language.unwrap_or_default().split(',') {
         let mut parts = item.split(';').map(str::trim);
-        let Some(lang) = parts.next().and_then(Lang::parse) else { continue };
-        let q = parts
-            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
-            .unwrap_or(1.0);
+        let Some(lang) = parts.next().and_then(Lang::parse) else {
+            continue;
+        };
+        let q = parts.find_map(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).unwrap_or(1.0);
         if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
             best = Some((q, lang));
         }
@@ -234,8 +234,7 @@ mod tests {
     use crate::config::{RawConfig, RawSite};
 
     fn config() -> Config {
-        let mut raw = RawConfig::default();
-        raw.sites = vec![RawSite { domain: "example.com".into() }];
+        let raw = RawConfig { sites: vec![RawSite { domain: "example.com".into() }], ..RawConfig::default() };
         raw.validate(std::path::Path::new("/tmp")).expect("valid")
     }
 
@@ -257,7 +256,13 @@ mod tests {
         let c = config();
         let ok = return_url("https://www.example.com/privacy?x=1#top", &c).expect("configured site");
         assert_eq!(ok.as_str(), "https://www.example.com/privacy?x=1");
-        for bad in ["https://evil.org/", "javascript:alert(1)", "https://user:pw@example.com/", "/relative", "ftp://example.com/"] {
+        for bad in [
+            "https://evil.org/",
+            "javascript:alert(1)",
+            "https://user:pw@example.com/",
+            "/relative",
+            "ftp://example.com/",
+        ] {
             assert!(return_url(bad, &c).is_none(), "{bad}");
         }
     }

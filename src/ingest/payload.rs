@@ -16,6 +16,8 @@
 //!   Plausible's when a page is hidden or left. There are no columns for
 //!   them: they become the properties [`SCROLL_DEPTH`] and [`ENGAGED_MS`],
 //!   and an engagement event is never interactive (it is no visit of its own).
+//! * The link events (`Outbound Link: Click`, `File Download`) keep their
+//!   `url` property without query string or fragment ([`LINK_EVENTS`]).
 //! * `GET /p.gif?d=…&u=…&r=…&n=…` — the no-JavaScript pixel.
 //!
 //! Parsing is strict about structure (clear 400s naming the problem) and
@@ -42,6 +44,10 @@ pub const SCROLL_DEPTH: &str = "scroll_depth";
 pub const ENGAGED_MS: &str = "engaged_ms";
 /// Longest engaged time kept, in milliseconds (a day).
 pub const MAX_ENGAGED_MS: f64 = 86_400_000.0;
+/// The link events of Plausible's and Headcount's trackers. Their `url`
+/// property is stored without query string or fragment, like page URLs:
+/// links carry tokens, and Plausible's tracker sends outbound links whole.
+pub const LINK_EVENTS: [&str; 2] = ["Outbound Link: Click", "File Download"];
 
 /// A parsed, not yet validated, tracking request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -113,6 +119,11 @@ pub fn from_json(body: &[u8]) -> Result<Beacon, PayloadError> {
     };
     let mut props = props(wire.m)?;
     engagement(&mut props, wire.sd.as_ref(), wire.e.as_ref())?;
+    if LINK_EVENTS.contains(&name.as_str()) {
+        for (_, v) in props.iter_mut().filter(|(k, _)| k == "url") {
+            v.truncate(v.find(['?', '#']).unwrap_or(v.len()));
+        }
+    }
     Ok(Beacon {
         interactive: name != ENGAGEMENT && wire.i.as_ref().map(|v| truthy(Some(v))).unwrap_or(true),
         name,
@@ -400,6 +411,15 @@ mod tests {
         assert_eq!(b.props.len(), MAX_PROPS);
         assert_eq!(b.props[0].0, SCROLL_DEPTH);
         assert_eq!(b.props[1].0, ENGAGED_MS);
+    }
+
+    #[test]
+    fn link_urls_lose_query_and_fragment() {
+        let b = from_json(br#"{"n":"Outbound Link: Click","u":"https://a.com/","p":{"url":"https://b.org/x?token=s3cret#frag"}}"#)
+            .expect("ok");
+        assert_eq!(b.props, vec![("url".into(), "https://b.org/x".into())]);
+        let custom = from_json(br#"{"n":"Shared","u":"https://a.com/","p":{"url":"https://b.org/x?q=1"}}"#).expect("ok");
+        assert_eq!(custom.props, vec![("url".into(), "https://b.org/x?q=1".into())]);
     }
 
     #[test]

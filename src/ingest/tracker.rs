@@ -102,7 +102,9 @@ pub fn accepts_gzip(header: &str) -> bool {
         let coding = parts.next().unwrap_or_default();
         let wanted = ["gzip", "x-gzip", "*"].iter().any(|c| coding.eq_ignore_ascii_case(c));
         let refused = parts.any(|p| {
-            p.split_once('=').is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            p.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+            })
         });
         wanted && !refused
     })
@@ -149,7 +151,13 @@ mod tests {
         assert_eq!(body, SCRIPT.as_bytes());
         assert_ne!(s.etag, s.gzip_etag);
 
-        for inm in [s.etag.clone(), s.gzip_etag.clone(), format!("W/{}", s.etag), format!("\"old\", {}", s.gzip_etag), "*".into()] {
+        for inm in [
+            s.etag.clone(),
+            s.gzip_etag.clone(),
+            format!("W/{}", s.etag),
+            format!("\"old\", {}", s.gzip_etag),
+            "*".into(),
+        ] {
             assert_eq!(s.reply(Some("gzip"), Some(&inm)), Reply::NotModified { etag: s.gzip_etag.clone() }, "{inm}");
         }
         assert!(matches!(s.reply(Some("gzip"), Some("\"old\"")), Reply::Body { .. }));

@@ -277,6 +277,7 @@ pub struct Aggregate {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
     /// Start of the bucket, UTC.
+    #[serde(with = "time::serde::rfc3339")]
     pub bucket: OffsetDateTime,
     pub visitors: u64,
     pub visits: u64,

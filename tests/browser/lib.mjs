@@ -7,6 +7,7 @@
 //   CH_URL, CH_DATABASE   the ClickHouse database Headcount writes to
 //   ARTIFACTS_DIR   where screenshots go (test-artifacts/browser)
 import { mkdir } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -33,6 +34,9 @@ export function launch() {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: [
+      // Also for requests the browser sends after a page is gone (beacons
+      // from a page being left), which the context's userAgent misses.
+      `--user-agent=${USER_AGENT}`,
       '--no-sandbox',
       '--disable-gpu',
       '--disable-background-networking',
@@ -41,6 +45,18 @@ export function launch() {
       '--no-first-run',
     ],
   });
+}
+
+/** One browser for the tests of a file: launched before, closed after. */
+export function sharedBrowser() {
+  let browser;
+  before(async () => {
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => browser;
 }
 
 /** A fresh browser context (own cookies and storage). */
@@ -107,6 +123,9 @@ export async function screenshot(page, file) {
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${file}.png`), fullPage: false });
 }
+
+/** The first event called `name` (on page `pathname`, if given). */
+export const find = (rows, name, pathname) => rows.find((r) => r.name === name && (!pathname || r.pathname === pathname));
 
 /** Names of the events, for readable assertions. */
 export const names = (rows) => rows.map((r) => `${r.name} ${r.pathname}`);

@@ -2,30 +2,24 @@
 // that it stores nothing, and everything that stops it.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { MINIFIED, minifyTracker } from './build-tracker.mjs';
 import {
   HEADCOUNT,
   SITE,
   context,
   events,
-  launch,
+  find,
   names,
   pageUrl,
   recordBeacons,
   screenshot,
+  sharedBrowser,
   waitForEvents,
 } from './lib.mjs';
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
-const find = (rows, name, pathname) => rows.find((r) => r.name === name && (!pathname || r.pathname === pathname));
 const sitePort = new URL(SITE).port;
 
 /** What a page keeps on the site's origin and in the browser's cookie jar. */
@@ -41,7 +35,7 @@ async function stored(page) {
  */
 async function assertNothingRecorded(name, beacons) {
   if (beacons) assert.deepEqual(beacons.map((b) => b.url), [], 'the tracker sent nothing');
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const control = await ctx.newPage();
   await control.goto(pageUrl(`${name}-control`, '/'));
   await waitForEvents(`${name}-control`, (rows) => find(rows, 'pageview'));
@@ -68,12 +62,13 @@ test('the committed minified tracker is built from tracker/script.js', async () 
 });
 
 test('pageviews, SPA navigation, queued and custom events, downloads, outbound links, engagement; nothing stored', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   page.on('popup', (p) => p.close()); // the tab a middle click opens
   const beacons = recordBeacons(page);
   await page.goto(pageUrl('basic', '/first', { queue: 1 }));
   await waitForEvents('basic', (rows) => find(rows, 'pageview', '/t/basic/first'));
+  await screenshot(page, 'tracker-page');
 
   await page.click('#signup');
   await page.click('#spa'); // history.pushState
@@ -84,7 +79,7 @@ test('pageviews, SPA navigation, queued and custom events, downloads, outbound l
   await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
   await page.waitForFunction(() => window.scrollY > 0);
   await page.waitForTimeout(50);
-  await screenshot(page, 'tracker-basic');
+  await screenshot(page, 'tracker-scrolled');
 
   assert.deepEqual(await stored(page), { local: {}, session: {}, cookies: [] }, 'no cookie, no storage');
   await page.click('#outbound'); // leaves the page: outbound click, then engagement
@@ -118,8 +113,9 @@ test('pageviews, SPA navigation, queued and custom events, downloads, outbound l
   assert.ok(find(rows, 'engagement', '/t/basic/first'), 'SPA navigation ends the previous page');
   assert.ok(rows.every((r) => r.screen_width === 1280), 'viewport width');
 
-  // Every beacon was a text/plain Plausible payload to Headcount's own /api/event.
-  assert.ok(beacons.length >= rows.length);
+  // Every beacon went to Headcount's own /api/event (the one sent while the
+  // page was being left is the browser's, no longer the page's, to observe).
+  assert.ok(beacons.length >= rows.length - 1, `${beacons.length} beacons, ${rows.length} rows`);
   for (const b of beacons) {
     assert.equal(new URL(b.url).origin + new URL(b.url).pathname, `${HEADCOUNT}/api/event`);
     assert.equal(JSON.parse(b.body).d, '127.0.0.1');
@@ -129,7 +125,7 @@ test('pageviews, SPA navigation, queued and custom events, downloads, outbound l
 });
 
 test('hash routing with data-hash', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   await page.goto(pageUrl('hash', '/app', { hash: 1 }));
   await page.click('#hash');
@@ -139,7 +135,7 @@ test('hash routing with data-hash', async () => {
 });
 
 test('a 404 page sends a 404 event', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   const response = await page.goto(pageUrl('notfound', '/missing', { status: 404 }));
   assert.equal(response.status(), 404);
@@ -149,7 +145,7 @@ test('a 404 page sends a 404 event', async () => {
 });
 
 test('data-file-types replaces the download list', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   await page.goto(pageUrl('types', '/', { types: 'docx,csv' }));
   await page.click('#download'); // .pdf: not listed now
@@ -162,7 +158,7 @@ test('data-file-types replaces the download list', async () => {
 });
 
 test('data-api sends to another endpoint', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   const beacons = recordBeacons(page);
   await page.goto(pageUrl('proxy', '/', { api: 'proxy' }));
@@ -172,7 +168,7 @@ test('data-api sends to another endpoint', async () => {
 });
 
 test('Do-Not-Track in the browser: nothing is sent', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' }));
   const page = await ctx.newPage();
   const beacons = recordBeacons(page);
@@ -184,7 +180,7 @@ test('Do-Not-Track in the browser: nothing is sent', async () => {
 });
 
 test('Global Privacy Control in the browser: nothing is sent', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }));
   const page = await ctx.newPage();
   const beacons = recordBeacons(page);
@@ -201,7 +197,7 @@ test('Sec-GPC and DNT headers: Headcount drops and counts what arrives', async (
     ['dntheader', { DNT: '1' }],
   ]) {
     // The page's script does not see the setting; the server does.
-    const ctx = await context(browser, { extraHTTPHeaders: headers });
+    const ctx = await context(browser(), { extraHTTPHeaders: headers });
     const page = await ctx.newPage();
     const beacons = recordBeacons(page);
     await page.goto(pageUrl(name, '/'));
@@ -214,7 +210,7 @@ test('Sec-GPC and DNT headers: Headcount drops and counts what arrives', async (
 });
 
 test('opting out on /opt-out (Russian) stops counting on the site; opting in restarts it', async () => {
-  const ctx = await context(browser);
+  const ctx = await context(browser());
   const page = await ctx.newPage();
   const target = pageUrl('optout', '/page');
   await page.goto(`${HEADCOUNT}/opt-out?lang=ru&return=${encodeURIComponent(target)}`);
@@ -240,29 +236,24 @@ test('opting out on /opt-out (Russian) stops counting on the site; opting in res
   await ctx.close();
 });
 
-test('no tracking on localhost without data-allow-localhost', async () => {
-  const ctx = await context(browser);
-  const page = await ctx.newPage();
-  const beacons = recordBeacons(page);
-  await page.goto(pageUrl('local', '/', { nolocal: 1 }));
-  await page.click('#signup');
-  await assertNothingRecorded('local', beacons);
-  await ctx.close();
-});
-
-test('no tracking in an automated browser without data-allow-automation', async () => {
-  const ctx = await context(browser);
-  const page = await ctx.newPage();
-  assert.equal(await page.evaluate(() => navigator.webdriver), true);
-  const beacons = recordBeacons(page);
-  await page.goto(pageUrl('robot', '/', { noauto: 1 }));
-  await page.click('#signup');
-  await assertNothingRecorded('robot', beacons);
-  await ctx.close();
-});
+for (const [name, flag, what] of [
+  ['local', 'nolocal', 'on localhost without data-allow-localhost'],
+  ['robot', 'noauto', 'in an automated browser without data-allow-automation'],
+]) {
+  test(`no tracking ${what}`, async () => {
+    const ctx = await context(browser());
+    const page = await ctx.newPage();
+    assert.equal(await page.evaluate(() => navigator.webdriver), true, 'the browser is automated');
+    const beacons = recordBeacons(page);
+    await page.goto(pageUrl(name, '/', { [flag]: 1 }));
+    await page.click('#signup');
+    await assertNothingRecorded(name, beacons);
+    await ctx.close();
+  });
+}
 
 test('without JavaScript the <noscript> pixel counts the page', async () => {
-  const ctx = await context(browser, { javaScriptEnabled: false });
+  const ctx = await context(browser(), { javaScriptEnabled: false });
   const page = await ctx.newPage();
   const beacons = recordBeacons(page);
   await page.goto(pageUrl('noscript', '/page'));

@@ -15,7 +15,8 @@ async fn malformed_requests_get_their_documented_status() {
         ("invalid utf-8", b"{\"n\":\"pageview\",\"u\":\"https://example.com/\xff\",\"d\":\"example.com\"}".to_vec(), 400, "UTF-8"),
         ("missing n", br#"{"u":"https://example.com/","d":"example.com"}"#.to_vec(), 400, "`n`"),
         ("missing u", br#"{"n":"pageview","d":"example.com"}"#.to_vec(), 400, "`u`"),
-        ("missing d", br#"{"n":"pageview","u":"https://example.com/"}"#.to_vec(), 400, "`d`"),
+        // Without `d` the site is the host of `u`; a `u` without host leaves none.
+        ("missing d", br#"{"n":"pageview","u":"/no/host"}"#.to_vec(), 400, "`d`"),
         ("wrong type", br#"{"n":1,"u":"https://example.com/","d":"example.com"}"#.to_vec(), 400, "invalid type"),
         ("data url", br#"{"n":"pageview","u":"data:text/html;base64,PHNjcmlwdD4=","d":"example.com"}"#.to_vec(), 400, "data:"),
         ("relative url", br#"{"n":"pageview","u":"/just/a/path","d":"example.com"}"#.to_vec(), 400, "invalid `u`"),
