@@ -6,11 +6,11 @@
 #
 # 1. installs chromium with apt if /usr/bin/chromium is missing, and the npm
 #    packages of tests/browser (npm ci: versions pinned by package-lock.json);
-# 2. builds target/debug/headcount and starts it with a temporary config:
+# 2. builds the headcount binary and starts it with a temporary config:
 #    a fresh database in the ClickHouse at $HEADCOUNT_TEST_CLICKHOUSE_URL
 #    (default http://127.0.0.1:28123; if nothing answers there, a fresh
-#    private one is started under var/browser-clickhouse, ports 47123/47900,
-#    and stopped afterwards),
+#    private one is started under var/browser-clickhouse on free ports and
+#    stopped afterwards),
 #    a temporary salt key, batch_interval_ms = 100, [[sites]] 127.0.0.1;
 # 3. serves the test site (tests/browser/site.mjs) on another port;
 # 4. runs tests/browser/*.test.mjs with node's test runner;
@@ -32,6 +32,9 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --bin headcount
+# Where cargo put it (CARGO_TARGET_DIR may move target/).
+headcount_bin=$(cargo metadata --format-version 1 --no-deps |
+    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')/debug/headcount
 
 tmp=$(mktemp -d)
 pids=()
@@ -47,28 +50,35 @@ cleanup() {
     elif [[ -n $db ]]; then
         echo "browser tests: kept database $db in $ch_url; logs in $artifacts" >&2
     fi
-    [[ -n $own_ch ]] && scripts/clickhouse.sh stop var/browser-clickhouse 47123 47900 >/dev/null 2>&1
+    [[ -n $own_ch ]] && scripts/clickhouse.sh stop var/browser-clickhouse "$ch_http" "$ch_tcp" >/dev/null 2>&1
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Free loopback ports, found together so they differ: Headcount, the test
+# site, and (if needed) a private ClickHouse's HTTP and TCP ports.
+read -r hc_port site_port ch_http ch_tcp < <(node -e '
+  const net = require("net");
+  const servers = [0, 1, 2, 3].map(() => net.createServer());
+  Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
+    console.log(servers.map((s) => s.address().port).join(" "));
+    servers.forEach((s) => s.close());
+  });')
 if ! curl -sf "$ch_url/ping" >/dev/null 2>&1; then
     echo "browser tests: no ClickHouse at $ch_url; starting a private one"
     own_ch=1
     # Throw-away: a server left over from an interrupted run, and its data, go.
-    scripts/clickhouse.sh stop var/browser-clickhouse 47123 47900 >/dev/null 2>&1 || true
+    [[ -f var/browser-clickhouse/ports ]] && read -r old_http old_tcp <var/browser-clickhouse/ports &&
+        scripts/clickhouse.sh stop var/browser-clickhouse "$old_http" "$old_tcp" >/dev/null 2>&1
     rm -rf var/browser-clickhouse
-    scripts/clickhouse.sh start var/browser-clickhouse 47123 47900
-    ch_url=http://127.0.0.1:47123
+    mkdir -p var/browser-clickhouse
+    echo "$ch_http $ch_tcp" >var/browser-clickhouse/ports
+    scripts/clickhouse.sh start var/browser-clickhouse "$ch_http" "$ch_tcp"
+    ch_url=http://127.0.0.1:$ch_http
 fi
 
-# Two free loopback ports, found together so they differ.
-read -r hc_port site_port < <(node -e '
-  const net = require("net"); const a = net.createServer(), b = net.createServer();
-  a.listen(0, "127.0.0.1", () => b.listen(0, "127.0.0.1", () => {
-    console.log(a.address().port, b.address().port); a.close(); b.close(); }));')
 db=hc_browser_$(date +%s)_$RANDOM
 headcount=http://127.0.0.1:$hc_port
 site=http://127.0.0.1:$site_port
@@ -99,7 +109,7 @@ rm -f "$artifacts"/*.png
 # (HEADCOUNT_TEST_CLICKHOUSE_URL, ...) away from it.
 unset_vars=()
 for v in $(compgen -e | grep '^HEADCOUNT_' || true); do unset_vars+=(-u "$v"); done
-env "${unset_vars[@]}" target/debug/headcount --config "$tmp/headcount.toml" serve >"$artifacts/headcount.log" 2>&1 &
+env "${unset_vars[@]}" "$headcount_bin" --config "$tmp/headcount.toml" serve >"$artifacts/headcount.log" 2>&1 &
 pids+=($!)
 node tests/browser/site.mjs "$site_port" "$headcount" >"$artifacts/site.log" 2>&1 &
 pids+=($!)
