@@ -96,7 +96,7 @@ export async function query(sql) {
 /** Events of one test (pathname under /t/<name>), as objects with props. */
 export async function events(name, where = '1') {
   const rows = await query(
-    `SELECT name, pathname, interactive, screen_width, prop_keys, prop_values, referrer_host FROM events
+    `SELECT name, pathname, interactive, screen_width, prop_keys, prop_values, referrer_host, revenue_micros, revenue_currency FROM events
      WHERE site = '127.0.0.1' AND pathname LIKE '/t/${name}/%' AND (${where}) ORDER BY ts, name`,
   );
   return rows.map((r) => ({ ...r, props: Object.fromEntries(r.prop_keys.map((k, i) => [k, r.prop_values[i]])) }));

@@ -29,7 +29,9 @@ test('the official Plausible tracker records pageviews, SPA navigation, custom e
     (rows) =>
       find(rows, 'Outbound Link: Click') && find(rows, 'engagement', '/t/plausible/second') && find(rows, 'pageview', '/t/plausible/second'),
   );
-  assert.deepEqual(find(rows, 'Signup', '/t/plausible/first').props, { plan: 'pro' });
+  const signup = find(rows, 'Signup', '/t/plausible/first');
+  assert.deepEqual(signup.props, { plan: 'pro' });
+  assert.deepEqual([signup.revenue_micros, signup.revenue_currency], ['9990000', 'EUR']);
   assert.equal(find(rows, 'File Download', '/t/plausible/second').props.url, `${SITE}/files/report.pdf`);
   // Plausible sends the whole link; Headcount drops its query and fragment.
   assert.equal(find(rows, 'Outbound Link: Click').props.url, `http://localhost:${new URL(SITE).port}/outside`);

@@ -81,7 +81,7 @@ ${tracker}
   <a id="docx" href="/files/plan.docx">Download DOCX</a>
   <a id="export" href="/export" download>Export (download attribute)</a>
   <a id="inside" href="${base}/inside">Internal link</a>
-  <button id="signup" onclick="headcount('Signup', { props: { plan: 'pro' } })">Sign up</button>
+  <button id="signup" onclick="headcount('Signup', { props: { plan: 'pro' }, revenue: { amount: 9.99, currency: 'EUR' } })">Sign up</button>
 </nav>
 <noscript><img id="pixel" src="${attr(pixel)}" alt="" width="1" height="1"></noscript>
 <div class="tall">Scroll down</div>

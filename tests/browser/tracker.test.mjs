@@ -92,7 +92,9 @@ test('pageviews, SPA navigation, queued and custom events, downloads, outbound l
   const pv = rows.filter((r) => r.name === 'pageview').map((r) => r.pathname);
   assert.deepEqual(pv.sort(), ['/t/basic/first', '/t/basic/replaced', '/t/basic/second']);
   assert.deepEqual(find(rows, 'Queued').props, { when: 'before load' });
-  assert.deepEqual(find(rows, 'Signup', '/t/basic/first').props, { plan: 'pro' });
+  const signup = find(rows, 'Signup', '/t/basic/first');
+  assert.deepEqual(signup.props, { plan: 'pro' });
+  assert.deepEqual([signup.revenue_micros, signup.revenue_currency], ['9990000', 'EUR']);
   const downloads = rows.filter((r) => r.name === 'File Download').map((r) => r.props.url).sort();
   assert.deepEqual(downloads, [
     `http://127.0.0.1:${sitePort}/export`,
