@@ -136,6 +136,8 @@ test: deps ## run all tests against a fresh private ClickHouse (28123)
 	fi
 	$(CARGO) test --doc || failed+=("cargo test --doc")
 	$(PYTHON) scripts/check_sql_modern.py || failed+=("check_sql_modern.py")
+	# The tracker and the pixel in a real browser (Debian chromium + playwright-core).
+	bash scripts/test-browser.sh || failed+=("browser tests")
 	if (( $${#failed[@]} )); then
 	  printf 'make test: FAILED: %s\n' "$${failed[@]}" >&2
 	  echo "ClickHouse log: $$HEADCOUNT_TEST_CLICKHOUSE_LOG (kept until the next make test)" >&2
