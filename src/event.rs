@@ -86,4 +86,7 @@ pub struct Event {
     /// `mobile`, `tablet`, `laptop` or `desktop` from the viewport width
     /// and device type; empty when neither is known.
     pub screen_class: &'static str,
+    /// The visit this event belongs to and what it changes about it
+    /// (see [`crate::sessions`]).
+    pub session: crate::sessions::Session,
 }

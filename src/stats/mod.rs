@@ -16,7 +16,12 @@
 //!   "(other)" row ([`Breakdown::other`]) so no one can be singled out in
 //!   shared links and exports.
 
+pub mod engine;
 pub mod panels;
+pub mod template;
+
+pub use engine::{Engine, Plan};
+pub use panels::{Panel, PanelError, Panels};
 
 use serde::Serialize;
 use time::{Date, OffsetDateTime};

@@ -2,7 +2,7 @@
 //!
 //! [`EventRow`] borrows from an [`Event`] so writing a batch copies nothing.
 //! Field order is the column order of `sql/0001_events.sql` followed by the
-//! columns later migrations append (`0003_acquisition.sql`); with the
+//! columns later migrations append (`0003_acquisition.sql`, `0005_sessions.sql`); with the
 //! client's schema validation off (18.16 cannot answer it), the round-trip
 //! integration test is what keeps the two in step.
 
@@ -49,6 +49,22 @@ pub struct EventRow<'a> {
     pub source: &'a str,
     pub channel: &'a str,
     pub screen_class: &'a str,
+    // sql/0005_sessions.sql
+    pub session_id: u64,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub session_start: OffsetDateTime,
+    pub session_visit: u8,
+    pub session_bounce: i8,
+    pub session_seconds: u32,
+    pub session_entry_page: &'a str,
+    pub session_source: &'a str,
+    pub session_channel: &'a str,
+    pub session_referrer: &'a str,
+    pub session_utm_source: &'a str,
+    pub session_utm_medium: &'a str,
+    pub session_utm_campaign: &'a str,
+    pub session_utm_content: &'a str,
+    pub session_utm_term: &'a str,
 }
 
 impl<'a> From<&'a Event> for EventRow<'a> {
@@ -89,6 +105,20 @@ impl<'a> From<&'a Event> for EventRow<'a> {
             source: &e.source,
             channel: e.channel,
             screen_class: e.screen_class,
+            session_id: e.session.id,
+            session_start: e.session.start,
+            session_visit: u8::from(e.session.started),
+            session_bounce: e.session.bounce,
+            session_seconds: e.session.seconds,
+            session_entry_page: &e.session.entry.page,
+            session_source: &e.session.entry.source,
+            session_channel: e.session.entry.channel,
+            session_referrer: &e.session.entry.referrer,
+            session_utm_source: &e.session.entry.utm_source,
+            session_utm_medium: &e.session.entry.utm_medium,
+            session_utm_campaign: &e.session.entry.utm_campaign,
+            session_utm_content: &e.session.entry.utm_content,
+            session_utm_term: &e.session.entry.utm_term,
         }
     }
 }
