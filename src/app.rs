@@ -55,6 +55,8 @@ pub struct Options {
     pub shutdown_retry: Duration,
     /// Longest time in-flight connections get to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Replaces the stats engine behind the dashboards and the Stats API.
+    pub stats: Option<Arc<dyn crate::dashboard::source::StatsSource>>,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             create_key: true,
             shutdown_retry: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            stats: None,
         }
     }
 }
@@ -202,7 +205,10 @@ pub async fn start(
         health,
     });
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(serve(listener, ingest, stop_rx, opts.drain_timeout));
+    let stats = opts.stats.clone().unwrap_or_else(|| crate::dashboard::source::engine(&db, &config, opts.clock.clone()));
+    let dashboard = crate::dashboard::Dashboard::new(config.clone(), db.clone(), opts.clock.clone(), stats)
+        .map_err(|e| AppError::Io(std::io::Error::other(e)))?;
+    let server = tokio::spawn(serve(listener, ingest, Arc::new(dashboard), stop_rx, opts.drain_timeout));
     tracing::info!(%addr, sites = config.sites.len(), ip_mode = ?config.privacy.ip_mode, "headcount listening");
     Ok(Running {
         addr,
@@ -271,6 +277,7 @@ async fn bootstrap(
 async fn serve(
     listener: TcpListener,
     ingest: Arc<Ingest>,
+    dashboard: Arc<crate::dashboard::Dashboard>,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -296,10 +303,18 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let ingest = ingest.clone();
-        let svc = service_fn(move |req| {
+        let dashboard = dashboard.clone();
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let ingest = ingest.clone();
+            let dashboard = dashboard.clone();
             async move {
-                Ok::<_, std::convert::Infallible>(ingest::routes::handle(ingest, peer, req).await)
+                // Ingest routes keep priority; everything else is the web side.
+                let resp = if crate::dashboard::is_ingest_path(req.uri().path()) {
+                    ingest::routes::handle(ingest, peer, req).await
+                } else {
+                    crate::dashboard::handle(dashboard, peer, req).await
+                };
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);

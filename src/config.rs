@@ -36,6 +36,7 @@ pub struct Config {
     pub log: LogConfig,
     pub geo: GeoConfig,
     pub referrers: ReferrersConfig,
+    pub dashboard: DashboardConfig,
     /// Directory of the config file; relative paths are resolved against it.
     pub base_dir: PathBuf,
 }
@@ -114,6 +115,25 @@ pub struct ReferrersConfig {
     pub spam: Vec<String>,
 }
 
+/// The dashboards, shared links and exports (see [`crate::dashboard`]).
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// Breakdown rows with fewer visitors are folded into "(other)" in
+    /// shared links and exports.
+    pub k_threshold: u64,
+    /// Per-site overrides of `k_threshold`, by normalised domain.
+    pub site_k_threshold: std::collections::BTreeMap<String, u64>,
+    /// How long a dashboard login lasts.
+    pub session: Duration,
+}
+
+impl DashboardConfig {
+    /// The k-threshold of `site`.
+    pub fn k_for(&self, site: &str) -> u64 {
+        self.site_k_threshold.get(site).copied().unwrap_or(self.k_threshold)
+    }
+}
+
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -139,6 +159,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub geo: RawGeo,
     pub referrers: RawReferrers,
+    pub dashboard: RawDashboard,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -198,6 +219,51 @@ pub struct RawReferrers {
     pub sources_file: String,
     pub spam_domains: Vec<String>,
     pub spam_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawDashboard {
+    pub k_threshold: u64,
+    pub site_k_threshold: std::collections::BTreeMap<String, u64>,
+    pub session_hours: u64,
+}
+
+impl Default for RawDashboard {
+    fn default() -> Self {
+        RawDashboard {
+            k_threshold: 10,
+            site_k_threshold: Default::default(),
+            session_hours: 168,
+        }
+    }
+}
+
+impl RawDashboard {
+    fn validate(&self, p: &mut Vec<String>, sites: &[SiteConfig]) -> DashboardConfig {
+        if !(1..=10_000).contains(&self.k_threshold) {
+            p.push("dashboard.k_threshold: must be between 1 and 10000".into());
+        }
+        let mut site_k_threshold = std::collections::BTreeMap::new();
+        for (domain, k) in &self.site_k_threshold {
+            let d = normalize_domain(domain);
+            if !sites.iter().any(|s| s.domain == d) {
+                p.push(format!("dashboard.site_k_threshold: `{domain}` is not a configured [[sites]] domain"));
+            } else if !(1..=10_000).contains(k) {
+                p.push(format!("dashboard.site_k_threshold.\"{domain}\": must be between 1 and 10000"));
+            } else {
+                site_k_threshold.insert(d, *k);
+            }
+        }
+        if !(1..=24 * 366).contains(&self.session_hours) {
+            p.push("dashboard.session_hours: must be between 1 and 8784".into());
+        }
+        DashboardConfig {
+            k_threshold: self.k_threshold,
+            site_k_threshold,
+            session: Duration::from_secs(self.session_hours * 3600),
+        }
+    }
 }
 
 impl Default for RawGeo {
@@ -285,6 +351,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         &["country_db", "asn_db", "city_db", "reload_interval_seconds"],
     ),
     ("referrers", &["sources_file", "spam_domains", "spam_file"]),
+    ("dashboard", &["k_threshold", "site_k_threshold", "session_hours"]),
 ];
 
 impl Config {
@@ -516,6 +583,7 @@ impl RawConfig {
             reload_interval: Duration::from_secs(self.geo.reload_interval_seconds),
         };
         let referrers = self.referrers.validate(&mut p, &optional_path);
+        let dashboard = self.dashboard.validate(&mut p, &sites);
 
         match (listen, ip_mode, format) {
             (Some(listen), Some(ip_mode), Some(format)) if p.is_empty() => {
@@ -552,6 +620,7 @@ impl RawConfig {
                     },
                     geo,
                     referrers,
+                    dashboard,
                     base_dir: base_dir.to_path_buf(),
                 })
             }
@@ -794,6 +863,28 @@ mod tests {
             "unknown key `colour` in [geo]",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn dashboard_settings() {
+        let cfg = load_str(EXAMPLE, &[]).expect("valid");
+        assert_eq!(cfg.dashboard.k_for("example.com"), 10);
+        assert_eq!(cfg.dashboard.session, Duration::from_secs(168 * 3600));
+        let cfg = load_str(
+            &format!("{EXAMPLE}\n[dashboard.site_k_threshold]\n\"www.Example.com\" = 3\n"),
+            &[("HEADCOUNT_DASHBOARD__K_THRESHOLD", "20")],
+        )
+        .expect("valid");
+        assert_eq!((cfg.dashboard.k_for("example.com"), cfg.dashboard.k_for("other.org")), (3, 20));
+        let err = load_str(
+            &format!("{EXAMPLE}\n[dashboard.site_k_threshold]\n\"nope.org\" = 3\n"),
+            &[("HEADCOUNT_DASHBOARD__K_THRESHOLD", "0"), ("HEADCOUNT_DASHBOARD__SESSION_HOURS", "0")],
+        )
+        .expect_err("invalid")
+        .to_string();
+        for needle in ["dashboard.k_threshold", "dashboard.session_hours", "`nope.org` is not a configured"] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
     }
 

@@ -20,12 +20,18 @@
 //!   [`store`]. It has no field that can hold an IP or a raw User-Agent.
 //! * [`store`] talks to ClickHouse: migrations, the batching writer, salts.
 //!   It never sees an IP. `ingest` never mentions ClickHouse.
+//! * [`dashboard`] is the web side for operators: HTML dashboards, shared
+//!   links, the Plausible-compatible Stats API and exports, reading numbers
+//!   through [`stats`]; [`auth`] keeps who may read them (users, sessions,
+//!   API keys, shares). Visitors never meet either.
 //! * [`telemetry`] holds the Prometheus registry; labels are small enums.
 //! * [`app`] wires everything together: `app::run(listener, config, clock, shutdown)`.
 
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod enrich;
 pub mod event;
 pub mod ingest;

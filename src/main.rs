@@ -38,6 +38,21 @@ enum Command {
         #[command(subcommand)]
         action: SaltsAction,
     },
+    /// Dashboard users (operators) and their sites.
+    User {
+        #[command(subcommand)]
+        action: headcount::auth::cli::UserCommand,
+    },
+    /// Shared read-only links to a dashboard.
+    Share {
+        #[command(subcommand)]
+        action: headcount::auth::cli::ShareCommand,
+    },
+    /// Stats API keys (Plausible Stats API v1 compatible).
+    Apikey {
+        #[command(subcommand)]
+        action: headcount::auth::cli::ApiKeyCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::User { action } => headcount::auth::cli::user(&load(&cli.config)?, action).await,
+        Command::Share { action } => headcount::auth::cli::share(&load(&cli.config)?, action).await,
+        Command::Apikey { action } => headcount::auth::cli::api_key(&load(&cli.config)?, action).await,
         Command::Migrate => {
             let cfg = load(&cli.config)?;
             init_logging(&cfg);

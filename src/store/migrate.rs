@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, file: "0001_events.sql", sql: include_str!("../../sql/0001_events.sql") },
     Migration { version: 2, file: "0002_salts.sql", sql: include_str!("../../sql/0002_salts.sql") },
     Migration { version: 3, file: "0003_acquisition.sql", sql: include_str!("../../sql/0003_acquisition.sql") },
+    Migration { version: 4, file: "0004_access.sql", sql: include_str!("../../sql/0004_access.sql") },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

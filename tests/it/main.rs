@@ -2,6 +2,7 @@
 //! (`HEADCOUNT_TEST_CLICKHOUSE_URL`). Each test gets its own database.
 
 mod common;
+mod dashboard;
 mod geo;
 mod ingest;
 mod logs;
