@@ -205,7 +205,7 @@ pub async fn start(
         health,
     });
     let addr = listener.local_addr()?;
-    let stats = opts.stats.clone().unwrap_or_else(|| crate::dashboard::source::engine(&db, &config, opts.clock.clone()));
+    let stats = opts.stats.clone().unwrap_or_else(|| crate::dashboard::source::engine(&db, opts.clock.clone()));
     let dashboard = crate::dashboard::Dashboard::new(config.clone(), db.clone(), opts.clock.clone(), stats)
         .map_err(|e| AppError::Io(std::io::Error::other(e)))?;
     let server = tokio::spawn(serve(listener, ingest, Arc::new(dashboard), stop_rx, opts.drain_timeout));

@@ -12,12 +12,16 @@ use crate::stats::{Interval, Point};
 use maud::{Markup, html};
 use std::fmt::Write;
 
-const W: f64 = 800.0;
-const H: f64 = 240.0;
-const LEFT: f64 = 52.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 14.0;
-const BOTTOM: f64 = 28.0;
+// The outer SVG has no viewBox: it is as wide as the page and as tall as
+// CSS says, and positions its text in percentages so labels keep their
+// shape on a phone. The plot itself is a nested SVG stretched over the
+// plot area (`preserveAspectRatio="none"`, strokes non-scaling); dots are
+// zero-length round-capped strokes, which stay round however it stretches.
+const LEFT: f64 = 8.0; // % of the width for the y labels
+const WIDTH: f64 = 90.5; // % of the width for the plot
+const TOP: f64 = 6.0; // % of the height above the plot
+const HEIGHT: f64 = 80.0; // % of the height for the plot
+const UNITS: f64 = 1000.0; // the plot's own coordinates
 
 /// A "nice" axis maximum ≥ `max` (1, 2, 2.5 or 5 × 10ⁿ) and its tick step.
 fn nice_max(max: u64) -> (f64, f64) {
@@ -49,56 +53,65 @@ fn path(points: &[Point], x: impl Fn(usize) -> f64, y: impl Fn(u64) -> f64) -> S
     d
 }
 
+fn pct(x: f64) -> String {
+    format!("{x:.2}%")
+}
+
 /// The chart of `s`, current period over the previous one (dashed).
 pub fn render(s: &Series, lang: Lang) -> Markup {
     let n = s.current.len().max(1);
     let max = s.current.iter().chain(&s.previous).map(|p| p.visitors).max().unwrap_or(0);
     let (ymax, step) = nice_max(max);
-    let plot_w = W - LEFT - RIGHT;
-    let plot_h = H - TOP - BOTTOM;
-    let x = |i: usize| if n == 1 { LEFT + plot_w / 2.0 } else { LEFT + plot_w * i as f64 / (n - 1) as f64 };
-    let y = |v: u64| TOP + plot_h * (1.0 - v as f64 / ymax);
+    // Plot coordinates (0..UNITS both ways).
+    let x = |i: usize| if n == 1 { UNITS / 2.0 } else { UNITS * i as f64 / (n - 1) as f64 };
+    let y = |v: u64| UNITS * (1.0 - v as f64 / ymax);
+    // The same points as percentages of the whole chart, for labels.
+    let px = |i: usize| LEFT + WIDTH * x(i) / UNITS;
+    let py = |v: f64| TOP + HEIGHT * (1.0 - v / ymax);
     let cur = path(&s.current, x, y);
-    let area = if s.current.is_empty() {
-        String::new()
-    } else {
-        format!("{cur} L{:.1},{:.1} L{:.1},{:.1} Z", x(s.current.len() - 1), TOP + plot_h, x(0), TOP + plot_h)
-    };
+    let area = if s.current.is_empty() { String::new() } else { format!("{cur} L{:.1},{UNITS} L{:.1},{UNITS} Z", x(s.current.len() - 1), x(0)) };
     let prev: Vec<Point> = s.previous.iter().take(n).cloned().collect();
     let prev_path = path(&prev, x, y);
     let ticks: Vec<f64> = (0..=4).map(|i| i as f64 * step).collect();
     let label_every = n.div_ceil(6).max(1);
     let multi_day_hours = s.interval == Interval::Hour
         && s.current.first().zip(s.current.last()).is_some_and(|(a, b)| a.bucket.date() != b.bucket.date());
-    let slot = plot_w / n as f64;
+    let slot = UNITS / n as f64;
     let dots = n <= 62;
+    let dot_path: String = if dots { s.current.iter().enumerate().map(|(i, p)| format!("M{:.1},{:.1} l0,0 ", x(i), y(p.visitors))).collect() } else { String::new() };
     html! {
-        svg.chart viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(Msg::Chart.text(lang)) preserveAspectRatio="none" {
+        svg.chart role="img" aria-label=(Msg::Chart.text(lang)) {
             @for t in &ticks {
-                line.grid x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(*t as u64))) y2=(format!("{:.1}", y(*t as u64))) {}
-                text.ylabel x=(LEFT - 8.0) y=(format!("{:.1}", y(*t as u64) + 4.0)) text-anchor="end" { (lang.compact(*t)) }
-            }
-            @if !prev.is_empty() {
-                path.prev d=(prev_path) {}
-            }
-            @if !s.current.is_empty() {
-                path.area d=(area) {}
-                path.cur d=(cur) {}
+                text.ylabel x=(pct(LEFT - 1.0)) y=(pct(py(*t))) dy="0.35em" text-anchor="end" { (lang.compact(*t)) }
             }
             @for (i, p) in s.current.iter().enumerate() {
                 @if i % label_every == 0 {
-                    text.xlabel x=(format!("{:.1}", x(i))) y=(H - 8.0) text-anchor="middle" { (bucket_label(lang, s.interval, p, multi_day_hours && p.bucket.hour() == 0)) }
+                    text.xlabel x=(pct(px(i))) y="97%" text-anchor="middle" { (bucket_label(lang, s.interval, p, multi_day_hours && p.bucket.hour() == 0)) }
+                }
+            }
+            svg.plot x=(pct(LEFT)) y=(pct(TOP)) width=(pct(WIDTH)) height=(pct(HEIGHT)) viewBox=(format!("0 0 {UNITS} {UNITS}")) preserveAspectRatio="none" overflow="visible" {
+                @for t in &ticks {
+                    line.grid x1="0" x2=(UNITS) y1=(format!("{:.1}", y(*t as u64))) y2=(format!("{:.1}", y(*t as u64))) {}
+                }
+                @if !prev.is_empty() {
+                    path.prev d=(prev_path) {}
+                }
+                @if !s.current.is_empty() {
+                    path.area d=(area) {}
+                    path.cur d=(cur) {}
                 }
                 @if dots {
-                    circle.dot cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(p.visitors))) r="3" {}
+                    path.dot d=(dot_path) {}
                 }
-                @let before = prev.get(i).map(|q| q.visitors);
-                @let title = match before {
-                    Some(b) => format!("{}: {} {} ({}: {})", bucket_label(lang, s.interval, p, true), lang.int(p.visitors), Msg::Visitors.text(lang).to_lowercase(), Msg::PreviousPeriod.text(lang), lang.int(b)),
-                    None => format!("{}: {} {}", bucket_label(lang, s.interval, p, true), lang.int(p.visitors), Msg::Visitors.text(lang).to_lowercase()),
-                };
-                rect.hit x=(format!("{:.1}", (x(i) - slot / 2.0).max(0.0))) y=(TOP) width=(format!("{:.1}", slot)) height=(plot_h) data-x=(format!("{:.1}", x(i))) data-label=(title) {
-                    title { (title) }
+                @for (i, p) in s.current.iter().enumerate() {
+                    @let before = prev.get(i).map(|q| q.visitors);
+                    @let title = match before {
+                        Some(b) => format!("{}: {} {} ({}: {})", bucket_label(lang, s.interval, p, true), lang.int(p.visitors), Msg::Visitors.text(lang).to_lowercase(), Msg::PreviousPeriod.text(lang), lang.int(b)),
+                        None => format!("{}: {} {}", bucket_label(lang, s.interval, p, true), lang.int(p.visitors), Msg::Visitors.text(lang).to_lowercase()),
+                    };
+                    rect.hit x=(format!("{:.1}", (x(i) - slot / 2.0).max(0.0))) y="0" width=(format!("{:.1}", slot)) height=(UNITS) data-x=(format!("{:.2}", px(i))) data-label=(title) {
+                        title { (title) }
+                    }
                 }
             }
         }

@@ -18,10 +18,13 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// Largest form body accepted.
 pub const MAX_FORM: usize = 16 * 1024;
 
+/// `same-origin`, not `no-referrer`: with `no-referrer` browsers send
+/// `Origin: null` on form posts, which the same-origin check must refuse.
+/// Share tokens in URLs still never leave for other sites.
 fn secure_headers(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Language, Cookie"));

@@ -30,6 +30,7 @@ pub mod api;
 pub mod assets;
 pub mod chart;
 pub mod countries;
+pub mod engine;
 pub mod export;
 pub mod http;
 pub mod i18n;
@@ -456,10 +457,10 @@ async fn breakdowns(d: &Dashboard, req: &StatsRequest, panels: &[PanelSpec], vie
         if spec.dimension == Dimension::Prop && prop.is_none() {
             continue;
         }
-        let stats = d.stats.clone();
+        let (stats, spec) = (d.stats.clone(), spec.clone());
         let req = StatsRequest { prop, ..req.clone() };
-        let (dim, limit) = (spec.dimension, rows.unwrap_or(spec.limit));
-        set.spawn(async move { (i, stats.breakdown(&req, dim, limit, k).await) });
+        let limit = rows.unwrap_or(spec.limit);
+        set.spawn(async move { (i, stats.panel_breakdown(&req, &spec, limit, k).await) });
     }
     let mut out = vec![None; panels.len()];
     while let Some(joined) = set.join_next().await {

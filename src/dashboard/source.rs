@@ -42,11 +42,13 @@ pub struct PanelSpec {
     pub title_ru: Option<String>,
     /// Rows shown on the dashboard.
     pub limit: usize,
+    /// Computed by the panel's own SQL (`query =` in its declaration).
+    pub custom: bool,
 }
 
 impl PanelSpec {
     pub fn new(dimension: Dimension) -> PanelSpec {
-        PanelSpec { id: dimension.as_str().into(), dimension, prop: None, title_en: None, title_ru: None, limit: 10 }
+        PanelSpec { id: dimension.as_str().into(), dimension, prop: None, title_en: None, title_ru: None, limit: 10, custom: false }
     }
 }
 
@@ -86,6 +88,10 @@ pub trait StatsSource: Send + Sync + 'static {
     /// Top `limit` rows by visitors; with `k`, rows with fewer than `k`
     /// visitors folded into [`Breakdown::other`].
     fn breakdown<'a>(&'a self, req: &'a StatsRequest, dimension: Dimension, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown>;
+    /// The breakdown of a declared panel (its own SQL, if it has one).
+    fn panel_breakdown<'a>(&'a self, req: &'a StatsRequest, spec: &'a PanelSpec, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown> {
+        self.breakdown(req, spec.dimension, limit, k)
+    }
     /// Visitors in the last 5 minutes.
     fn realtime_visitors<'a>(&'a self, site: &'a str) -> BoxFut<'a, u64>;
     /// The breakdown panels of `site`'s dashboard, in order.
@@ -126,9 +132,19 @@ pub fn apply_k(mut b: Breakdown, k: u64) -> Breakdown {
     b
 }
 
-/// The stats engine of [`crate::stats`] behind this seam.
-pub fn engine(_db: &clickhouse::Client, _config: &std::sync::Arc<crate::config::Config>, _clock: crate::clock::SharedClock) -> std::sync::Arc<dyn StatsSource> {
-    std::sync::Arc::new(Unavailable)
+/// The stats engine of [`crate::stats`] behind this seam, with the panels
+/// embedded from `dashboards/*.toml`.
+pub fn engine(db: &clickhouse::Client, clock: crate::clock::SharedClock) -> std::sync::Arc<dyn StatsSource> {
+    match crate::stats::Panels::embedded() {
+        Ok(panels) => std::sync::Arc::new(super::engine::EngineSource {
+            engine: crate::stats::Engine::new(db.clone(), std::sync::Arc::new(panels)),
+            clock,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard panels are invalid; dashboards show no numbers");
+            std::sync::Arc::new(Unavailable)
+        }
+    }
 }
 
 /// A source that answers every question with an error (no engine wired).

@@ -50,7 +50,7 @@ pub fn page(f: &Frame, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (f.title) " · Headcount" }
                 link rel="stylesheet" href=(format!("/assets/dashboard.css?v={v}"));
                 link rel="icon" href=(format!("/assets/icon.svg?v={v}")) type="image/svg+xml";

@@ -464,3 +464,78 @@ async fn sql_looking_filter_values_are_just_values() {
     assert_eq!(last.filters[0].value, evil);
     w.app.stop().await;
 }
+
+// ---- end to end, through the real stats engine -------------------------
+
+/// Events written straight into ClickHouse, as any tool (or an import)
+/// could: 12 visitors from Google on `/`, one direct visitor on a page
+/// whose path is markup.
+async fn seed(w: &Web) {
+    let day = headcount::clock::Clock::now(&w._env.clock).date();
+    let mut rows = String::new();
+    for i in 0..13 {
+        let (path, source) = if i < 12 { ("/", "Google") } else { (EVIL_PATH, "") };
+        rows.push_str(
+            &serde_json::json!({
+                "site": "example.com", "ts": format!("{day} 09:{i:02}:00"), "name": "pageview",
+                "visitor_id": format!("visitor{i:09}"), "hostname": "example.com", "pathname": path,
+                "interactive": 1, "source": source, "country": "RU",
+                // What the collector's session map adds: each is a one-page visit.
+                "session_id": i + 1, "session_start": format!("{day} 09:{i:02}:00"), "session_visit": 1,
+                "session_bounce": 1, "session_entry_page": path, "session_source": source,
+            })
+            .to_string(),
+        );
+        rows.push('\n');
+    }
+    w.app.db.raw(&format!("INSERT INTO events FORMAT JSONEachRow\n{rows}")).await;
+}
+
+const EVIL_PATH: &str = "/<script>alert(\"hc\")</script>'\"";
+
+#[tokio::test]
+async fn end_to_end_escaping_filters_k_and_api() {
+    let w = start("dash_e2e", false).await;
+    seed(&w).await;
+    w.user("e@example.com", &["example.com"]).await;
+    let cookie = w.login("e@example.com").await;
+
+    let html = w.get("/example.com?period=day", Some(&cookie)).await.text().await.expect("body");
+    assert!(html.contains("data-metric=\"visitors\">13<"), "13 visitors today");
+    assert!(!html.contains("<script>alert"), "markup from the data reached the page");
+    assert!(html.contains("&lt;script&gt;alert(&quot;hc&quot;)&lt;/script&gt;'&quot;"), "the path is shown, escaped");
+    assert!(html.contains(" Russia</a>"));
+
+    // Filters: by the markup path, by Google, and by a value that looks like SQL.
+    let q = |v: &str| form_urlencoded::Serializer::new(String::new()).append_pair("period", "day").append_pair("f", v).finish();
+    let html = w.get(&format!("/example.com?{}", q(&format!("page:{EVIL_PATH}"))), Some(&cookie)).await.text().await.expect("body");
+    assert!(html.contains("data-metric=\"visitors\">1<") && !html.contains("<script>alert"));
+    let html = w.get(&format!("/example.com?{}", q("source:Google")), Some(&cookie)).await.text().await.expect("body");
+    assert!(html.contains("data-metric=\"visitors\">12<"));
+    for sqlish in ["page:' OR 1=1 --", "page:/') OR ('1'='1", "source:Google' UNION SELECT password_hash FROM users --", "country:RU\\'; DROP TABLE events; --"] {
+        let r = w.get(&format!("/example.com?{}", q(sqlish)), Some(&cookie)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{sqlish}");
+        let html = r.text().await.expect("body");
+        assert!(html.contains("data-metric=\"visitors\">0<"), "{sqlish} matched something");
+    }
+    assert_eq!(w.app.db.count("site = 'example.com'").await, 13, "the table is intact");
+
+    // A shared link folds the single visitor's page into "(other)"; so do exports.
+    let (_, token) = w.access.create_share("example.com", "", "", "test").await.expect("share");
+    let html = w.get(&format!("/share/{token}?period=day"), None).await.text().await.expect("body");
+    assert!(!html.contains("alert"), "a page of one visitor in a shared link");
+    assert!(html.contains("(other)") && html.contains("data-metric=\"visitors\">13<"));
+    let csv = w.get("/example.com/export/pages.csv?period=day", Some(&cookie)).await.text().await.expect("csv");
+    assert!(csv.contains("\n/,12,") && csv.contains("(other),1,") && !csv.contains("alert"), "{csv}");
+    let zip = w.get("/example.com/export.zip?period=day", Some(&cookie)).await.bytes().await.expect("zip");
+    let files = unzip(&zip);
+    assert!(files.iter().any(|(n, _)| n == "aggregate.csv") && files.iter().all(|(_, c)| !c.contains("alert")));
+
+    // The API sees the same numbers (operators' keys: no k).
+    let key = w.access.create_api_key("e@example.com", "").await.expect("key");
+    let (_, v) = w.api("/api/v1/stats/aggregate?site_id=example.com&period=day", &key).await;
+    assert_eq!(v["results"]["visitors"]["value"], 13, "{v}");
+    let (_, v) = w.api("/api/v1/stats/breakdown?site_id=example.com&period=day&property=event:page", &key).await;
+    assert_eq!(v["results"][1], serde_json::json!({"page": EVIL_PATH, "visitors": 1}), "{v}");
+    w.app.stop().await;
+}

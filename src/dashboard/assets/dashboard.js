@@ -11,10 +11,8 @@
       var t = r.querySelector('title');
       if (t) t.remove();
       function show() {
-        var box = svg.getBoundingClientRect();
-        var vb = svg.viewBox.baseVal;
         tip.textContent = r.getAttribute('data-label');
-        tip.style.left = (parseFloat(r.getAttribute('data-x')) / vb.width * box.width) + 'px';
+        tip.style.left = parseFloat(r.getAttribute('data-x')) + '%';
         tip.hidden = false;
       }
       r.addEventListener('mouseenter', show);
