@@ -42,8 +42,11 @@ fn location(country: &str, asn: u32, asn_org: &str) -> Location {
 
 #[test]
 fn shipped_databases_resolve_known_addresses() {
-    let Some((country, asn)) = shipped() else { return };
-    let cfg = GeoConfig { country_db: Some(country), asn_db: Some(asn), city_db: None, reload_interval: Duration::ZERO };
+    let Some((country, asn)) = shipped() else {
+        return;
+    };
+    let cfg =
+        GeoConfig { country_db: Some(country), asn_db: Some(asn), city_db: None, reload_interval: Duration::ZERO };
     let metrics = Metrics::new().expect("metrics");
     let geo = GeoDb::open(&cfg, &metrics);
     assert_eq!(geo.loaded(), (true, true, false));
@@ -63,7 +66,17 @@ fn shipped_databases_resolve_known_addresses() {
     let cloudflare = geo.locate_addr("2606:4700:4700::1111".parse().expect("ip"));
     assert_eq!((cloudflare.asn, cloudflare.asn_org.as_str()), (13335, "Cloudflare, Inc."));
     assert_eq!(cloudflare.country.len(), 2);
-    for private in ["10.1.2.3", "192.168.0.10", "100.64.1.1", "127.0.0.1", "198.51.100.77", "::1", "fd00::1", "fe80::1", "2001:db8::1"] {
+    for private in [
+        "10.1.2.3",
+        "192.168.0.10",
+        "100.64.1.1",
+        "127.0.0.1",
+        "198.51.100.77",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "2001:db8::1",
+    ] {
         assert_eq!(geo.locate_addr(private.parse().expect("ip")), Location::default(), "{private}");
     }
     let text = metrics.render();
@@ -86,7 +99,9 @@ async fn visit(app: &App, ip: &str, body: &str) -> String {
 
 #[tokio::test]
 async fn location_and_source_are_stored_and_the_address_is_not() {
-    let Some((country, asn)) = shipped() else { return };
+    let Some((country, asn)) = shipped() else {
+        return;
+    };
     let log = logs::capture();
     let mut env = Env::new("geo");
     env.raw.privacy.trusted_proxies = vec!["127.0.0.1".into()];
@@ -107,11 +122,22 @@ async fn location_and_source_are_stored_and_the_address_is_not() {
     let got: Vec<String> = rows
         .iter()
         .map(|r| {
-            ["country", "region", "city", "asn", "asn_org", "source", "channel", "screen_class", "referrer_host", "referrer_path"]
-                .iter()
-                .map(|k| r[k].to_string().trim_matches('"').to_string())
-                .collect::<Vec<_>>()
-                .join("|")
+            [
+                "country",
+                "region",
+                "city",
+                "asn",
+                "asn_org",
+                "source",
+                "channel",
+                "screen_class",
+                "referrer_host",
+                "referrer_path",
+            ]
+            .iter()
+            .map(|k| r[k].to_string().trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+            .join("|")
         })
         .collect();
     assert_eq!(
@@ -178,7 +204,9 @@ async fn spam_referrers_are_dropped_and_counted() {
 
 #[tokio::test]
 async fn a_database_that_appears_later_is_loaded_without_a_restart() {
-    let Some((country, asn)) = shipped() else { return };
+    let Some((country, asn)) = shipped() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tmp");
     let mut env = Env::new("georeload");
     env.raw.privacy.trusted_proxies = vec!["127.0.0.1".into()];
@@ -186,7 +214,8 @@ async fn a_database_that_appears_later_is_loaded_without_a_restart() {
     env.raw.geo.asn_db = dir.path().join("asn.csv").display().to_string();
     env.raw.geo.reload_interval_seconds = 1;
     let app = env.start().await;
-    let metrics = || async { client().get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text") };
+    let metrics =
+        || async { client().get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text") };
     let m = metrics().await;
     assert!(m.contains("headcount_geo_database_loaded{database=\"country\"} 0"), "{m}");
     let body = r#"{"n":"pageview","u":"https://example.com/before","d":"example.com"}"#;
@@ -201,7 +230,9 @@ async fn a_database_that_appears_later_is_loaded_without_a_restart() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let m = metrics().await;
-        if m.contains("headcount_geo_database_loaded{database=\"country\"} 1") && m.contains("headcount_geo_database_loaded{database=\"asn\"} 1") {
+        if m.contains("headcount_geo_database_loaded{database=\"country\"} 1")
+            && m.contains("headcount_geo_database_loaded{database=\"asn\"} 1")
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "databases not picked up:\n{m}");
@@ -212,6 +243,12 @@ async fn a_database_that_appears_later_is_loaded_without_a_restart() {
     let db = app.stop().await;
     let rows = db.rows("SELECT pathname, country, asn FROM events ORDER BY pathname").await;
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0]["pathname"].as_str(), rows[0]["country"].as_str(), rows[0]["asn"].as_u64()), (Some("/after"), Some("US"), Some(15169)));
-    assert_eq!((rows[1]["pathname"].as_str(), rows[1]["country"].as_str(), rows[1]["asn"].as_u64()), (Some("/before"), Some(""), Some(0)));
+    assert_eq!(
+        (rows[0]["pathname"].as_str(), rows[0]["country"].as_str(), rows[0]["asn"].as_u64()),
+        (Some("/after"), Some("US"), Some(15169))
+    );
+    assert_eq!(
+        (rows[1]["pathname"].as_str(), rows[1]["country"].as_str(), rows[1]["asn"].as_u64()),
+        (Some("/before"), Some(""), Some(0))
+    );
 }

@@ -38,7 +38,11 @@ impl<T: Copy + Ord + Bump> Ranges<T> {
     fn build(mut raw: Vec<(T, T, u32)>) -> (Ranges<T>, usize) {
         // Stable sort: among equal starts the later line stays later and wins.
         raw.sort_by_key(|r| r.0);
-        let mut out = Ranges { starts: Vec::with_capacity(raw.len()), ends: Vec::with_capacity(raw.len()), info: Vec::with_capacity(raw.len()) };
+        let mut out = Ranges {
+            starts: Vec::with_capacity(raw.len()),
+            ends: Vec::with_capacity(raw.len()),
+            info: Vec::with_capacity(raw.len()),
+        };
         let mut clipped = 0;
         for (start, end, info) in raw {
             if let (Some(last_start), Some(last_end)) = (out.starts.last().copied(), out.ends.last_mut()) {

@@ -123,13 +123,17 @@ impl MmdbDb {
 
     /// Country code only.
     pub fn country(&self, ip: IpAddr) -> String {
-        let Some(r) = self.lookup::<CountryRecord>(ip) else { return String::new() };
+        let Some(r) = self.lookup::<CountryRecord>(ip) else {
+            return String::new();
+        };
         country_code(r.country_code.or(r.country.and_then(|c| c.iso_code)))
     }
 
     /// Country, region and city; the ASN fields are left empty.
     pub fn city(&self, ip: IpAddr) -> Location {
-        let Some(r) = self.lookup::<CityRecord>(ip) else { return Location::default() };
+        let Some(r) = self.lookup::<CityRecord>(ip) else {
+            return Location::default();
+        };
         let region = r.state1.or_else(|| r.subdivisions.as_ref().and_then(|s| s.first()).and_then(|s| s.names.en));
         let city = match &r.city {
             Some(CityField::Plain(c)) => Some(*c),

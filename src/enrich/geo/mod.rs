@@ -265,7 +265,9 @@ impl GeoDb {
     /// Poll the files every `reload_interval` until `stop` turns true.
     /// A zero interval disables reloading.
     pub async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        if self.reload_interval.is_zero() || self.country.path.is_none() && self.asn.path.is_none() && self.city.path.is_none() {
+        if self.reload_interval.is_zero()
+            || self.country.path.is_none() && self.asn.path.is_none() && self.city.path.is_none()
+        {
             return;
         }
         loop {
@@ -323,17 +325,58 @@ mod tests {
     #[test]
     fn reserved_ranges_are_not_public() {
         for ip in [
-            "0.1.2.3", "10.1.2.3", "100.64.0.1", "100.127.255.254", "127.0.0.1", "169.254.1.1", "172.16.0.1", "172.31.255.1",
-            "192.0.0.8", "192.0.2.1", "192.88.99.1", "192.168.1.1", "198.18.0.1", "198.19.255.1", "198.51.100.77", "203.0.113.9",
-            "224.0.0.1", "239.1.1.1", "240.0.0.1", "255.255.255.255", "::", "::1", "::ffff:10.0.0.1", "64:ff9b::808:808",
-            "100::1", "2001::1", "2001:2::1", "2001:db8::1", "2002:808:808::1", "3fff::1", "fc00::1", "fd12:3456::1",
-            "fe80::1", "ff02::1",
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "169.254.1.1",
+            "172.16.0.1",
+            "172.31.255.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.1",
+            "198.51.100.77",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.1.1.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::808:808",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:db8::1",
+            "2002:808:808::1",
+            "3fff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
         ] {
             assert!(!is_public(ip.parse().expect(ip)), "{ip} must not be public");
         }
         for ip in [
-            "1.1.1.1", "8.8.8.8", "77.88.8.8", "100.63.255.255", "100.128.0.1", "172.15.0.1", "172.32.0.1", "192.169.0.1",
-            "198.20.0.1", "223.255.255.1", "::ffff:8.8.8.8", "2001:4860:4860::8888", "2a02:6b8::2:242", "2606:4700:4700::1111",
+            "1.1.1.1",
+            "8.8.8.8",
+            "77.88.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "192.169.0.1",
+            "198.20.0.1",
+            "223.255.255.1",
+            "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
+            "2a02:6b8::2:242",
+            "2606:4700:4700::1111",
             "2001:200::1",
         ] {
             assert!(is_public(ip.parse().expect(ip)), "{ip} must be public");
@@ -367,14 +410,22 @@ mod tests {
         geo.refresh();
         assert_eq!((geo.locate_addr(ip).asn, geo.locate_addr(ip).asn_org.as_str()), (15169, "Google LLC"));
 
-        std::fs::write(&path, "8.8.8.0,8.8.8.255,15169,Google LLC (renamed)\n8.8.4.0,8.8.4.255,15169,Google LLC (renamed)\n").expect("write");
+        std::fs::write(
+            &path,
+            "8.8.8.0,8.8.8.255,15169,Google LLC (renamed)\n8.8.4.0,8.8.4.255,15169,Google LLC (renamed)\n",
+        )
+        .expect("write");
         geo.refresh();
         assert_eq!(geo.locate_addr(ip).asn_org, "Google LLC (renamed)");
 
         std::fs::write(&path, "garbage,,\n").expect("write");
         geo.refresh();
         assert_eq!(geo.locate_addr(ip).asn_org, "Google LLC (renamed)", "a broken file keeps the previous table");
-        assert!(metrics.render().contains("headcount_geo_loads_total{database=\"asn\",result=\"error\"} 1"), "{}", metrics.render());
+        assert!(
+            metrics.render().contains("headcount_geo_loads_total{database=\"asn\",result=\"error\"} 1"),
+            "{}",
+            metrics.render()
+        );
 
         // Private addresses never get a location, even when a range covers them.
         std::fs::write(&path, "10.0.0.0,10.255.255.255,64512,Private\n").expect("write");
