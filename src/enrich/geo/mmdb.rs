@@ -169,6 +169,90 @@ mod tests {
         assert_eq!(country_code(None), "");
     }
 
+    use crate::enrich::geo::test_mmdb::{Value::*, build};
+
+    fn open(dir: &tempfile::TempDir, name: &str, bytes: Vec<u8>) -> MmdbDb {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        MmdbDb::open(&path).expect("a valid mmdb")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn geoip2_city_layout() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let record = Map(vec![
+            (
+                "city",
+                Map(vec![
+                    ("geoname_id", U32(524901)),
+                    ("names", Map(vec![("en", Str("Moscow")), ("ru", Str("Москва"))])),
+                ]),
+            ),
+            ("country", Map(vec![("iso_code", Str("RU")), ("names", Map(vec![("en", Str("Russia"))]))])),
+            ("location", Map(vec![("time_zone", Str("Europe/Moscow"))])),
+            (
+                "subdivisions",
+                Array(vec![Map(vec![("iso_code", Str("MOW")), ("names", Map(vec![("en", Str("Moscow"))]))])]),
+            ),
+        ]);
+        let db = open(&dir, "city.mmdb", build(6, vec![(ip("77.88.0.0"), 18, record)]));
+        let want =
+            Location { country: "RU".into(), region: "Moscow".into(), city: "Moscow".into(), ..Location::default() };
+        assert_eq!(db.city(ip("77.88.8.8")), want);
+        assert_eq!(db.country(ip("77.88.8.8")), "RU", "a city file answers country lookups too");
+        assert_eq!(db.city(ip("8.8.8.8")), Location::default());
+        assert_eq!(db.city(ip("2001:4860::1")), Location::default());
+    }
+
+    #[test]
+    fn ip_location_db_flat_layouts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let city = Map(vec![
+            ("city", Str("Novosibirsk")),
+            ("country_code", Str("RU")),
+            ("state1", Str("Novosibirsk Oblast")),
+            ("latitude", Str("55.0")),
+        ]);
+        let db = open(&dir, "city.mmdb", build(6, vec![(ip("2a02:6b8::"), 32, city)]));
+        let want = Location {
+            country: "RU".into(),
+            region: "Novosibirsk Oblast".into(),
+            city: "Novosibirsk".into(),
+            ..Location::default()
+        };
+        assert_eq!(db.city(ip("2a02:6b8::2:242")), want);
+        let country =
+            open(&dir, "country.mmdb", build(6, vec![(ip("8.8.8.0"), 24, Map(vec![("country_code", Str("US"))]))]));
+        assert_eq!(country.country(ip("8.8.8.8")), "US");
+        assert_eq!(country.country(ip("::ffff:8.8.8.8")), "");
+    }
+
+    #[test]
+    fn geolite2_asn_layout() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let record =
+            Map(vec![("autonomous_system_number", U32(13238)), ("autonomous_system_organization", Str("YANDEX LLC"))]);
+        let db = open(&dir, "asn.mmdb", build(6, vec![(ip("2a02:6b8::"), 32, record)]));
+        assert_eq!(db.asn(ip("2a02:6b8::2:242")), Some((13238, "YANDEX LLC".to_string())));
+        assert_eq!(db.asn(ip("2a03::1")), None);
+    }
+
+    /// maxminddb 0.26 silently misread IPv6 addresses against IPv4-only
+    /// files; 0.32 reports an error, which must read as "unknown".
+    #[test]
+    fn ipv6_against_an_ipv4_only_file_is_unknown() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = open(&dir, "v4.mmdb", build(4, vec![(ip("1.0.0.0"), 8, Map(vec![("country_code", Str("AU"))]))]));
+        assert_eq!(db.country(ip("1.2.3.4")), "AU");
+        assert_eq!(db.country(ip("100::1")), "");
+        assert_eq!(db.country(ip("2001:4860:4860::8888")), "");
+        assert_eq!(db.city(ip("2001:4860:4860::8888")), Location::default());
+    }
+
     #[test]
     fn a_file_that_is_not_mmdb_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tmp");

@@ -28,6 +28,8 @@
 
 pub mod asn;
 pub mod mmdb;
+#[cfg(test)]
+mod test_mmdb;
 
 use crate::config::GeoConfig;
 use crate::privacy::ClientIp;
@@ -431,6 +433,34 @@ mod tests {
         std::fs::write(&path, "10.0.0.0,10.255.255.255,64512,Private\n").expect("write");
         geo.refresh();
         assert_eq!(geo.locate_addr("10.1.2.3".parse().expect("ip")), Location::default());
+    }
+
+    #[test]
+    fn a_city_file_wins_and_the_country_file_fills_in() {
+        use test_mmdb::{Value::*, build};
+        let dir = tempfile::tempdir().expect("tmp");
+        let (city, country) = (dir.path().join("city.mmdb"), dir.path().join("country.mmdb"));
+        let moscow = Map(vec![
+            ("city", Map(vec![("names", Map(vec![("en", Str("Moscow"))]))])),
+            ("country", Map(vec![("iso_code", Str("RU"))])),
+            ("subdivisions", Array(vec![Map(vec![("names", Map(vec![("en", Str("Moscow"))]))])])),
+        ]);
+        std::fs::write(&city, build(6, vec![("77.88.0.0".parse().expect("ip"), 18, moscow)])).expect("write");
+        let nl = |net: &str| (net.parse().expect("ip"), 16, Map(vec![("country_code", Str("NL"))]));
+        std::fs::write(&country, build(6, vec![nl("77.88.0.0"), nl("5.255.0.0")])).expect("write");
+        let cfg =
+            GeoConfig { country_db: Some(country), asn_db: None, city_db: Some(city), reload_interval: Duration::ZERO };
+        let geo = GeoDb::open(&cfg, &Metrics::new().expect("metrics"));
+        assert_eq!(geo.loaded(), (true, false, true));
+        let want =
+            Location { country: "RU".into(), region: "Moscow".into(), city: "Moscow".into(), ..Location::default() };
+        assert_eq!(geo.locate_addr("77.88.8.8".parse().expect("ip")), want, "country, region and city agree");
+        assert_eq!(geo.locate_addr("5.255.1.1".parse().expect("ip")), location_in("NL"));
+        assert_eq!(geo.locate_addr("9.9.9.9".parse().expect("ip")), Location::default());
+    }
+
+    fn location_in(country: &str) -> Location {
+        Location { country: country.into(), ..Location::default() }
     }
 
     #[tokio::test]
