@@ -47,6 +47,7 @@ deps: ## install clickhouse-server/-client with apt if missing
 # ---------------------------------------------------------------------------
 run: deps $(CONFIG) ## start local ClickHouse (if not running) and headcount serve
 	@$(CH) start $(RUN_CH)
+	bash scripts/install-geo.sh
 	$(CARGO) build --release --bin headcount
 	# Where headcount listens, from [server] listen (0.0.0.0 -> 127.0.0.1).
 	listen=$$(awk -F'"' '/^\[/ { s = $$0 } s ~ /^\[server\]/ && /^[ \t]*listen[ \t]*=/ { print $$2; exit }' $(CONFIG))
@@ -123,6 +124,9 @@ test: deps ## run all tests against a fresh private ClickHouse (28123)
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	$(CH) start $(TEST_CH)
+	# GeoIP data (country mmdb, ASN ranges) from npm; a no-op when present.
+	bash scripts/install-geo.sh
+	export HEADCOUNT_TEST_REQUIRE_GEO=1    # geo tests fail rather than skip
 	export HEADCOUNT_TEST_CLICKHOUSE_URL=http://127.0.0.1:28123
 	export HEADCOUNT_TEST_CLICKHOUSE_DATA="$(CURDIR)/$(TEST_CH_DIR)"
 	export HEADCOUNT_TEST_CLICKHOUSE_LOG="$(CURDIR)/$(TEST_CH_DIR)/log/clickhouse-server.log"
