@@ -206,6 +206,15 @@ impl UaParser {
         }
     }
 
+    /// The cached answer for `ua` if it was parsed before; never parses.
+    /// `None` for strings [`UaParser::parse`] answers without parsing.
+    pub fn cached(&self, ua: &str) -> Option<Arc<UaInfo>> {
+        if ua.len() > MAX_UA_LEN {
+            return None;
+        }
+        self.cache.get(ua)
+    }
+
     /// Parses `ua` without touching the cache.
     pub fn parse_uncached(&self, ua: &str) -> UaInfo {
         match self.unparsable(ua) {

@@ -85,7 +85,11 @@ impl Ingest {
         if sites.is_empty() {
             return Ok(Outcome::Dropped(DropReason::UnknownSite));
         }
-        if bots::is_bot(user_agent) {
+        // A cached answer that is not a bot means the token scan would find
+        // nothing (`is_bot` includes it): most requests skip the scan.
+        let cached = self.ua.cached(user_agent);
+        let known_human = cached.as_ref().is_some_and(|info| !info.is_bot);
+        if !known_human && bots::is_bot(user_agent) {
             return Ok(Outcome::Dropped(DropReason::Bot));
         }
         let max_url = self.config.server.max_url_bytes;
@@ -95,7 +99,10 @@ impl Ingest {
         if self.referrers.is_spam(&referrer.host) {
             return Ok(Outcome::Dropped(DropReason::Spam));
         }
-        let ua = self.ua.parse(user_agent);
+        let ua = match cached {
+            Some(info) => info,
+            None => self.ua.parse(user_agent),
+        };
         if ua.is_bot {
             return Ok(Outcome::Dropped(DropReason::Bot));
         }

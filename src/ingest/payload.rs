@@ -209,8 +209,16 @@ pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Bea
 }
 
 fn decode_component(v: &str) -> Result<String, PayloadError> {
-    let spaced = v.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
+    // One allocation per value: `+` is rare in pixel queries, so the copy
+    // that turns it into a space is made only when there is one.
+    let spaced;
+    let v = if v.contains('+') {
+        spaced = v.replace('+', " ");
+        spaced.as_str()
+    } else {
+        v
+    };
+    percent_encoding::percent_decode_str(v)
         .decode_utf8()
         .map(|c| c.into_owned())
         .map_err(|_| PayloadError::NotUtf8)

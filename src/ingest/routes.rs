@@ -24,6 +24,8 @@ pub const PIXEL_GIF: [u8; 43] = [
 
 /// Header telling the client whether its event was stored, and if not, why.
 pub const EVENT_HEADER: &str = "x-headcount-event";
+/// [`EVENT_HEADER`] as a ready header name (a `&str` key is parsed per insert).
+const EVENT_HEADER_NAME: header::HeaderName = header::HeaderName::from_static(EVENT_HEADER);
 
 type Resp = Response<Full<Bytes>>;
 
@@ -86,7 +88,7 @@ fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, max-age=0"));
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(EVENT_HEADER, outcome_header(outcome));
+    h.insert(EVENT_HEADER_NAME, outcome_header(outcome));
     r
 }
 
@@ -124,7 +126,7 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
         Ok(outcome) => {
             ingest.count(outcome);
             let mut r = cors(text(StatusCode::ACCEPTED, "ok"));
-            r.headers_mut().insert(EVENT_HEADER, outcome_header(outcome));
+            r.headers_mut().insert(EVENT_HEADER_NAME, outcome_header(outcome));
             r
         }
         Err(e @ (RejectError::Url(_) | RejectError::Referrer(_) | RejectError::Payload(_))) => {
@@ -141,15 +143,30 @@ fn invalid(ingest: &Ingest, status: StatusCode, message: &str) -> Resp {
     let mut r = cors(Response::new(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(EVENT_HEADER, HeaderValue::from_static("dropped; reason=invalid"));
+    r.headers_mut().insert(EVENT_HEADER_NAME, HeaderValue::from_static("dropped; reason=invalid"));
     r
 }
 
+/// Static values: no formatting or allocation on the per-request path.
 fn outcome_header(outcome: Outcome) -> HeaderValue {
-    match outcome {
-        Outcome::Accepted(_) => HeaderValue::from_static("accepted"),
-        Outcome::Dropped(reason) => HeaderValue::from_str(&format!("dropped; reason={}", reason.as_str()))
-            .unwrap_or_else(|_| HeaderValue::from_static("dropped")),
+    HeaderValue::from_static(match outcome {
+        Outcome::Accepted(_) => "accepted",
+        Outcome::Dropped(reason) => dropped_header(reason),
+    })
+}
+
+/// `dropped; reason=<DropReason::as_str>` (a test keeps the two in step).
+fn dropped_header(reason: DropReason) -> &'static str {
+    match reason {
+        DropReason::Bot => "dropped; reason=bot",
+        DropReason::Invalid => "dropped; reason=invalid",
+        DropReason::UnknownSite => "dropped; reason=unknown_site",
+        DropReason::QueueFull => "dropped; reason=queue_full",
+        DropReason::NoSalt => "dropped; reason=no_salt",
+        DropReason::ShuttingDown => "dropped; reason=shutting_down",
+        DropReason::StoreFailed => "dropped; reason=store_failed",
+        DropReason::Spam => "dropped; reason=referrer_spam",
+        DropReason::DoNotTrack => "dropped; reason=dnt",
     }
 }
 
@@ -257,6 +274,13 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dropped_headers_name_the_reason() {
+        for reason in crate::telemetry::DropReason::ALL {
+            assert_eq!(super::dropped_header(reason), format!("dropped; reason={}", reason.as_str()));
+        }
+    }
+
     #[test]
     fn pixel_is_43_bytes_and_a_gif() {
         assert_eq!(super::PIXEL_GIF.len(), 43);

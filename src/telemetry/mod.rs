@@ -6,6 +6,7 @@
 //! bounded whatever traffic arrives.
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::{Arc, OnceLock};
 
 /// HTTP routes, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,19 @@ pub enum Route {
 }
 
 impl Route {
+    /// Every route, in declaration order (`route as usize` indexes it).
+    pub const ALL: [Route; 9] = [
+        Route::Pixel,
+        Route::Event,
+        Route::Preflight,
+        Route::Health,
+        Route::Ready,
+        Route::Metrics,
+        Route::Script,
+        Route::OptOut,
+        Route::NotFound,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Pixel => "pixel",
@@ -111,10 +125,28 @@ impl GeoDatabase {
     }
 }
 
+/// Status codes the routes answer with. Each (route, status) pair among
+/// these has its counter resolved once ([`Resolved`]); others are looked up.
+const FAST_STATUSES: [u16; 10] = [200, 202, 204, 304, 400, 404, 405, 413, 500, 503];
+const FAST_STATUS_LABELS: [&str; 10] = ["200", "202", "204", "304", "400", "404", "405", "413", "500", "503"];
+
+/// Counters of the per-request path, resolved from their vectors ahead of
+/// time: `with_label_values` hashes every label string and takes a lock on
+/// each call, which every request would pay twice; a resolved counter is one
+/// atomic add.
+struct Resolved {
+    /// `[route as usize][index in FAST_STATUSES]`, created on first use so
+    /// `/metrics` lists only the pairs that occurred, as before.
+    requests: [[OnceLock<IntCounter>; FAST_STATUSES.len()]; Route::ALL.len()],
+    /// `[reason as usize]`; all pre-created (dashboards see zeros, not gaps).
+    dropped: [IntCounter; DropReason::ALL.len()],
+}
+
 /// All of Headcount's metrics, registered in one registry.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    resolved: Arc<Resolved>,
     requests: IntCounterVec,
     pub events_accepted: IntCounter,
     dropped: IntCounterVec,
@@ -169,11 +201,13 @@ impl Metrics {
         registry.register(Box::new(geo_loaded.clone()))?;
         registry.register(Box::new(geo_loads.clone()))?;
         // Pre-create every label value so dashboards see zeros, not gaps.
-        for r in DropReason::ALL {
-            dropped.with_label_values(&[r.as_str()]);
-        }
+        let resolved = Arc::new(Resolved {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            dropped: DropReason::ALL.map(|r| dropped.with_label_values(&[r.as_str()])),
+        });
         Ok(Metrics {
             registry,
+            resolved,
             requests,
             events_accepted,
             dropped,
@@ -189,12 +223,19 @@ impl Metrics {
     }
 
     pub fn request(&self, route: Route, status: u16) {
-        let mut buf = itoa::Buffer::new();
-        self.requests.with_label_values(&[route.as_str(), buf.format(status)]).inc();
+        match FAST_STATUSES.iter().position(|&s| s == status) {
+            Some(i) => self.resolved.requests[route as usize][i]
+                .get_or_init(|| self.requests.with_label_values(&[route.as_str(), FAST_STATUS_LABELS[i]]))
+                .inc(),
+            None => {
+                let mut buf = itoa::Buffer::new();
+                self.requests.with_label_values(&[route.as_str(), buf.format(status)]).inc();
+            }
+        }
     }
 
     pub fn dropped(&self, reason: DropReason) {
-        self.dropped.with_label_values(&[reason.as_str()]).inc();
+        self.resolved.dropped[reason as usize].inc();
     }
 
     /// Whether a geo database is loaded now.
@@ -236,5 +277,40 @@ impl Health {
 
     pub fn store_reachable(&self) -> bool {
         self.store_reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_order_matches_resolved_tables() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.as_str());
+        }
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.as_str());
+        }
+        for (s, label) in FAST_STATUSES.iter().zip(FAST_STATUS_LABELS) {
+            assert_eq!(s.to_string(), label);
+        }
+    }
+
+    #[test]
+    fn resolved_counters_are_the_labelled_series() {
+        let m = Metrics::new().expect("metrics");
+        m.request(Route::Pixel, 200);
+        m.request(Route::Pixel, 200);
+        m.request(Route::Event, 418); // not pre-resolved: looked up
+        m.dropped(DropReason::Bot);
+        assert_eq!(m.requests_count(Route::Pixel, 200), 2);
+        assert_eq!(m.requests_count(Route::Event, 418), 1);
+        assert_eq!(m.dropped_count(DropReason::Bot), 1);
+        let text = m.render();
+        assert!(text.contains(r#"headcount_http_requests_total{route="pixel",status="200"} 2"#));
+        // Pairs never seen are not listed.
+        assert!(!text.contains(r#"route="event",status="200""#));
+        assert!(text.contains(r#"headcount_events_dropped_total{reason="dnt"} 0"#));
     }
 }

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Load tests of a release Headcount against its baselines, all on this
+# machine, each with numbers measured in the same run (see BENCHMARKS.md).
+#
+#   benches/run-baselines.sh [throughput] [ROUNDS]
+#       wrk -t2 -c128 -d10s against, in turn:
+#         Headcount GET /p.gif                       (port 45080)
+#         Headcount POST /api/event (benches/wrk/event.lua)
+#         nginx empty_gif, access_log on, 2 workers  (port 45081, benches/nginx/empty_gif.conf)
+#         bare hyper 1.x answering 204, 2 workers    (port 45082, examples/bare_hyper.rs)
+#       ROUNDS times (default 3), the order rotating every round so drift
+#       hits every target alike; prints each round, the medians and the
+#       median of the per-round ratios; finally checks that ClickHouse holds
+#       exactly the events Headcount accepted.
+#
+#   benches/run-baselines.sh load [headcount-load ARGS...]
+#       Headcount alone under `headcount-load` (e.g. `--rate 40000 --duration 5m
+#       --endpoint mix`), its VmRSS sampled every 10 s, rows verified in ClickHouse.
+#
+# Headcount runs with a `make run`-like configuration written to a temp dir:
+# its own ClickHouse (scripts/clickhouse.sh, /tmp/ch-load, HTTP 45123, TCP
+# 45900, database headcount_bench, dropped first), the geo databases from
+# var/geo when installed (scripts/install-geo.sh), trusted_proxies =
+# ["127.0.0.1/32"] so headcount-load's X-Forwarded-For is believed, and
+# sites example.com, example.org, example.net.
+#
+# Environment: DURATION (10s), CONNECTIONS (128), THREADS (2) for wrk;
+# NO_BUILD=1 to use the binaries in target/release as they are;
+# HEADCOUNT_BIN, BARE_HYPER_BIN, LOAD_BIN to use other binaries.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+mode=throughput
+if [[ ${1:-} == throughput || ${1:-} == load ]]; then
+    mode=$1
+    shift
+fi
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-128}
+THREADS=${THREADS:-2}
+HC_PORT=45080
+NGINX_PORT=45081
+HYPER_PORT=45082
+CH_DIR=/tmp/ch-load
+CH_HTTP=45123
+CH_TCP=45900
+DB=headcount_bench
+UA='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36'
+PIXEL_PATH='/p.gif?d=example.com&u=https%3A%2F%2Fexample.com%2Fhc-wrk%2Fblog%2Fsome-post&r=https%3A%2F%2Fwww.google.com%2F&w=1440'
+
+HEADCOUNT_BIN=${HEADCOUNT_BIN:-$repo/target/release/headcount}
+BARE_HYPER_BIN=${BARE_HYPER_BIN:-$repo/target/release/examples/bare_hyper}
+LOAD_BIN=${LOAD_BIN:-$repo/target/release/headcount-load}
+
+say() { echo "run-baselines: $*" >&2; }
+
+for tool in wrk nginx curl; do
+    command -v "$tool" >/dev/null || { say "$tool not found (apt-get install wrk nginx-light curl)"; exit 1; }
+done
+
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    say "building release binaries"
+    cargo build --release --bin headcount --bin headcount-load --example bare_hyper
+fi
+
+tmp=$(mktemp -d /tmp/headcount-baselines.XXXXXX)
+pids=()
+ch_started=0
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((ch_started)); then
+        scripts/clickhouse.sh stop "$CH_DIR" "$CH_HTTP" "$CH_TCP" || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ch() { curl -sf "http://127.0.0.1:$CH_HTTP/" --data-binary "$1"; }
+
+# --- ClickHouse (left running afterwards if it already was) ----------------
+if ! scripts/clickhouse.sh status "$CH_DIR" "$CH_HTTP" "$CH_TCP" >/dev/null 2>&1; then
+    ch_started=1
+fi
+scripts/clickhouse.sh start "$CH_DIR" "$CH_HTTP" "$CH_TCP"
+ch "DROP DATABASE IF EXISTS $DB" >/dev/null
+
+# --- Headcount --------------------------------------------------------------
+geo_country=""
+geo_asn=""
+[[ -f var/geo/country.mmdb ]] && geo_country="$repo/var/geo/country.mmdb"
+[[ -f var/geo/asn.csv ]] && geo_asn="$repo/var/geo/asn.csv"
+cat >"$tmp/headcount.toml" <<EOF
+[server]
+listen = "127.0.0.1:$HC_PORT"
+
+[clickhouse]
+url = "http://127.0.0.1:$CH_HTTP"
+database = "$DB"
+
+[privacy]
+ip_mode = "hash"
+trusted_proxies = ["127.0.0.1/32"]
+salt_key_file = "salt.key"
+
+[geo]
+country_db = "$geo_country"
+asn_db = "$geo_asn"
+
+[log]
+level = "warn"
+
+[[sites]]
+domain = "example.com"
+
+[[sites]]
+domain = "example.org"
+
+[[sites]]
+domain = "example.net"
+EOF
+"$HEADCOUNT_BIN" --config "$tmp/headcount.toml" serve 2>"$tmp/headcount.log" &
+hc_pid=$!
+pids+=("$hc_pid")
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null 2>&1 && break
+    kill -0 "$hc_pid" 2>/dev/null || { say "headcount exited:"; cat "$tmp/headcount.log" >&2; exit 1; }
+    sleep 0.2
+done
+curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null || { say "headcount not ready"; cat "$tmp/headcount.log" >&2; exit 1; }
+say "headcount ready on :$HC_PORT (pid $hc_pid, geo: ${geo_country:-none} ${geo_asn:-})"
+
+metric() {
+    curl -sf "http://127.0.0.1:$HC_PORT/metrics" | awk -v m="$1" '$1 == m { printf "%d\n", $2 }'
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Wait for the writer to drain, then compare ClickHouse with the accepted count.
+check_rows() {
+    local accepted written rows
+    for _ in $(seq 60); do
+        accepted=$(metric headcount_events_accepted_total)
+        written=$(metric headcount_rows_written_total)
+        [[ $accepted == "$written" ]] && break
+        sleep 1
+    done
+    rows=$(ch "SELECT count() FROM $DB.events")
+    say "rows check: accepted $accepted, written $written, rows in ClickHouse $rows," \
+        "queue depth now $(metric headcount_queue_depth), dropped queue_full" \
+        "$(curl -sf "http://127.0.0.1:$HC_PORT/metrics" | awk '/reason="queue_full"/ { print $2 }')"
+    if [[ $accepted == "$rows" ]]; then
+        echo "rows = accepted: OK ($rows)"
+    else
+        echo "rows = accepted: MISMATCH (rows $rows, accepted $accepted)"
+        return 1
+    fi
+}
+
+if [[ $mode == load ]]; then
+    rss_log="$tmp/rss.log"
+    (
+        while kill -0 "$hc_pid" 2>/dev/null; do
+            echo "$(date +%s) $(rss_kb "$hc_pid")" >>"$rss_log"
+            sleep 10
+        done
+    ) &
+    sampler=$!
+    pids+=("$sampler")
+    say "load: $LOAD_BIN --url http://127.0.0.1:$HC_PORT --sites example.com,example.org,example.net $*"
+    status=0
+    "$LOAD_BIN" --url "http://127.0.0.1:$HC_PORT" --sites example.com,example.org,example.net \
+        --verify-clickhouse "http://127.0.0.1:$CH_HTTP" --database "$DB" "$@" || status=$?
+    echo "$(date +%s) $(rss_kb "$hc_pid")" >>"$rss_log"
+    kill "$sampler" 2>/dev/null || true
+    awk 'NR == 1 { first = $2; min = $2; max = $2 }
+         { if ($2 < min) min = $2; if ($2 > max) max = $2; last = $2; n++ }
+         END { printf "VmRSS (%d samples, 10 s apart): first %.1f MB  min %.1f MB  max %.1f MB  last %.1f MB\n",
+               n, first / 1024, min / 1024, max / 1024, last / 1024 }' "$rss_log"
+    echo "VmRSS series (MB): $(awk '{ printf "%.0f ", $2 / 1024 }' "$rss_log")"
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit "$status"
+fi
+
+# --- Baselines --------------------------------------------------------------
+mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
+nginx -p "$tmp/nginx/" -c "$repo/benches/nginx/empty_gif.conf" -e logs/error.log -g 'daemon off;' &
+pids+=("$!")
+"$BARE_HYPER_BIN" "127.0.0.1:$HYPER_PORT" 2>/dev/null &
+pids+=("$!")
+for port in $NGINX_PORT $HYPER_PORT; do
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/p.gif" && break
+        sleep 0.1
+    done
+done
+
+declare -A url script
+url[headcount]="http://127.0.0.1:$HC_PORT$PIXEL_PATH"
+url[event]="http://127.0.0.1:$HC_PORT/api/event"
+url[nginx]="http://127.0.0.1:$NGINX_PORT$PIXEL_PATH"
+url[hyper]="http://127.0.0.1:$HYPER_PORT$PIXEL_PATH"
+script[event]="$repo/benches/wrk/event.lua"
+targets=(headcount nginx hyper event)
+
+# Requests/sec of one wrk run.
+bench() {
+    local name=$1 d=$2
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$d" -H "User-Agent: $UA")
+    [[ -n ${script[$name]:-} ]] && args+=(-s "${script[$name]}")
+    wrk "${args[@]}" "${url[$name]}" >"$tmp/wrk.$name.out" 2>&1 || true
+    if grep -q 'Non-2xx' "$tmp/wrk.$name.out"; then
+        say "$name: $(grep 'Non-2xx' "$tmp/wrk.$name.out")"
+    fi
+    awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }' "$tmp/wrk.$name.out"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+rounds=${1:-3}
+say "warm-up: 2 s per target"
+for t in "${targets[@]}"; do bench "$t" 2s >/dev/null; done
+
+say "$rounds rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A res
+printf '%-6s %12s %12s %12s %12s %9s %9s %9s  %s\n' round headcount nginx hyper event hc/nginx hc/hyper ev/pixel load >&2
+for ((r = 1; r <= rounds; r++)); do
+    order=()
+    for ((i = 0; i < ${#targets[@]}; i++)); do
+        order+=("${targets[$(((i + r - 1) % ${#targets[@]}))]}")
+    done
+    for t in "${order[@]}"; do
+        res[$t,$r]=$(bench "$t" "$DURATION")
+    done
+    res[r_nginx,$r]=$(awk -v a="${res[headcount,$r]}" -v b="${res[nginx,$r]}" 'BEGIN { printf "%.3f", a / b }')
+    res[r_hyper,$r]=$(awk -v a="${res[headcount,$r]}" -v b="${res[hyper,$r]}" 'BEGIN { printf "%.3f", a / b }')
+    res[r_event,$r]=$(awk -v a="${res[event,$r]}" -v b="${res[headcount,$r]}" 'BEGIN { printf "%.3f", a / b }')
+    printf '%-6s %12s %12s %12s %12s %9s %9s %9s  %s\n' "$r" "${res[headcount,$r]}" "${res[nginx,$r]}" \
+        "${res[hyper,$r]}" "${res[event,$r]}" "${res[r_nginx,$r]}" "${res[r_hyper,$r]}" "${res[r_event,$r]}" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
+done
+col() { for ((r = 1; r <= rounds; r++)); do echo "${res[$1,$r]}"; done | median; }
+printf '%-6s %12s %12s %12s %12s %9s %9s %9s\n' median "$(col headcount)" "$(col nginx)" "$(col hyper)" \
+    "$(col event)" "$(col r_nginx)" "$(col r_hyper)" "$(col r_event)"
+echo "(req/s; ratios are medians of the per-round ratios; hc = Headcount /p.gif, ev = Headcount /api/event)"
+
+check_rows
