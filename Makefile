@@ -10,7 +10,7 @@ SHELL := bash
 # Each recipe runs as one bash script (traps, variables and `exec` work).
 .ONESHELL:
 .DEFAULT_GOAL := help
-.PHONY: help run test stop clean-data bench lint deps
+.PHONY: help run test stop clean-data bench load lint deps
 
 CARGO  ?= cargo
 PYTHON ?= python3
@@ -154,6 +154,9 @@ test: deps ## run all tests against a fresh private ClickHouse (28123)
 # ---------------------------------------------------------------------------
 bench: ## cargo bench (see benches/)
 	@$(CARGO) bench
+
+load: ## /p.gif throughput vs nginx empty_gif and a bare hyper server (see BENCHMARKS.md)
+	@bash benches/run-baselines.sh throughput 3
 
 lint: ## clippy with warnings as errors, rustfmt check
 	@$(CARGO) clippy --all-targets -- -D warnings
