@@ -25,10 +25,21 @@ fn pieces(c: &mut Criterion) {
     let peer: SocketAddr = "10.0.0.1:5555".parse().expect("addr");
     let trusted = vec!["10.0.0.0/8".parse().expect("cidr")];
     let mut headers = HeaderMap::new();
-    headers.insert("x-forwarded-for", "198.51.100.77, 10.0.0.2".parse().expect("hv"));
-    c.bench_function("client_ip/xff_trusted", |b| b.iter(|| client_ip(black_box(peer), &headers, &trusted)));
+    headers.insert(
+        "x-forwarded-for",
+        "198.51.100.77, 10.0.0.2".parse().expect("hv"),
+    );
+    c.bench_function("client_ip/xff_trusted", |b| {
+        b.iter(|| client_ip(black_box(peer), &headers, &trusted))
+    });
     c.bench_function("client_ip/untrusted_peer", |b| {
-        b.iter(|| client_ip(black_box("203.0.113.9:1".parse().expect("addr")), &headers, &trusted))
+        b.iter(|| {
+            client_ip(
+                black_box("203.0.113.9:1".parse().expect("addr")),
+                &headers,
+                &trusted,
+            )
+        })
     });
 
     let salt = Salt::generate().expect("rng");
@@ -47,27 +58,50 @@ fn pieces(c: &mut Criterion) {
     let book = SaltBook::new();
     let today = time::OffsetDateTime::now_utc().date();
     book.adopt(today, Salt::generate().expect("rng"));
-    book.adopt(today.previous_day().expect("day"), Salt::generate().expect("rng"));
-    c.bench_function("privacy/salt_lookup", |b| b.iter(|| book.get(black_box(today))));
+    book.adopt(
+        today.previous_day().expect("day"),
+        Salt::generate().expect("rng"),
+    );
+    c.bench_function("privacy/salt_lookup", |b| {
+        b.iter(|| book.get(black_box(today)))
+    });
     c.bench_function("privacy/truncate_v4", |b| {
         b.iter(|| privacy::ip::truncate(black_box("198.51.100.77".parse().expect("ip"))))
     });
 
-    c.bench_function("payload/plausible_json", |b| b.iter(|| payload::from_json(black_box(BODY))));
+    c.bench_function("payload/plausible_json", |b| {
+        b.iter(|| payload::from_json(black_box(BODY)))
+    });
     c.bench_function("payload/pixel_query", |b| {
         b.iter(|| payload::from_pixel_query(black_box("d=example.com&u=https%3A%2F%2Fexample.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F"), None))
     });
     c.bench_function("url/page_url", |b| {
-        b.iter(|| url::page_url(black_box("https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email&x=1"), 2000, false))
+        b.iter(|| {
+            url::page_url(
+                black_box(
+                    "https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email&x=1",
+                ),
+                2000,
+                false,
+            )
+        })
     });
 }
 
 fn pipeline(c: &mut Criterion) {
-    let mut raw = RawConfig { sites: vec![RawSite { domain: "example.com".into() }], ..RawConfig::default() };
+    let mut raw = RawConfig {
+        sites: vec![RawSite {
+            domain: "example.com".into(),
+        }],
+        ..RawConfig::default()
+    };
     raw.privacy.trusted_proxies = vec!["10.0.0.0/8".into()];
     let config = Arc::new(raw.validate(std::path::Path::new("/")).expect("config"));
     let salts = Arc::new(SaltBook::new());
-    salts.adopt(time::OffsetDateTime::now_utc().date(), Salt::generate().expect("rng"));
+    salts.adopt(
+        time::OffsetDateTime::now_utc().date(),
+        Salt::generate().expect("rng"),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 20);
     let ingest = Ingest {
         config,
@@ -76,6 +110,7 @@ fn pipeline(c: &mut Criterion) {
         referrers: Arc::new(headcount::enrich::source::Referrers::builtin()),
         salts,
         bridge: Arc::new(headcount::privacy::MidnightBridge::new(1000)),
+        sessions: Arc::new(headcount::sessions::Sessions::new(100_000)),
         clock: Arc::new(SystemClock),
         sink: tx,
         metrics: Metrics::new().expect("metrics"),

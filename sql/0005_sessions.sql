@@ -37,30 +37,84 @@ ALTER TABLE events ADD COLUMN session_utm_campaign String;
 ALTER TABLE events ADD COLUMN session_utm_content String;
 ALTER TABLE events ADD COLUMN session_utm_term String;
 
--- 2. The rollup: per site, dimension, hour and value. dim = '' (value '')
---    is the whole site; other dims are the names of stats::Dimension. Two
---    materialized views feed it from every insert into `events`:
---    * rollup_activity_mv, by the hour of the event: visitors (uniq visitor
+-- 2. Rollups, filled by materialized views from every insert into `events`
+--    (a view sees inserted blocks only: load data through the table). Each
+--    rollup has two views:
+--    * *_activity_mv, by the time of the event: visitors (uniq visitor
 --      ids), sessions (uniq visit ids, for event-level dims such as page),
 --      pageviews and custom events. Engagement events are not activity.
---    * rollup_visits_mv, by the hour the visit STARTED: visits, bounces and
+--    * *_visits_mv, by the time the visit STARTED: visits, bounces and
 --      duration, summed from the session deltas. Only dimensions whose value
---      is the same on every event of a visit are here (the visit's
+--      is the same on every event of a visit are there (the visit's
 --      acquisition and entry page, and what comes from the User-Agent and
 --      the IP: browser, OS, device, location, network).
---    18.16 wants every column from both views. rollup_visits_mv adds the
---    visit's visitor and visit id to the bucket of the hour the visit
---    started, where rollup_activity_mv has already put them (from the
---    visit's first event, which has the same session-constant values), so
---    the uniq states do not change; it adds 0 pageviews and events, and
---    rollup_activity_mv adds 0 visits, bounces and seconds.
+--    18.16 wants every column from both views. A *_visits_mv adds the
+--    visit's visitor to the bucket where its visit started, where the
+--    activity view has already put it (from the visit's first event, which
+--    has the same session-constant values), so the uniq states do not
+--    change; it adds 0 pageviews and events, and the activity view adds 0
+--    visits, bounces and seconds.
 --    Read with uniqMerge/uniqIfMerge/sumMerge and GROUP BY: parts are merged
 --    in the background, a query must never assume one row per key.
+--
+--    rollup_hourly: the whole site per hour (headline numbers, charts).
 CREATE TABLE IF NOT EXISTS rollup_hourly
 (
     site LowCardinality(String),
-    dim String,
     hour DateTime('UTC'),
+    visitors AggregateFunction(uniq, FixedString(16)),
+    pageviews AggregateFunction(sum, UInt64),
+    events AggregateFunction(sum, UInt64),
+    visits AggregateFunction(sum, UInt64),
+    bounces AggregateFunction(sum, Int64),
+    duration AggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (site, hour)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_hourly_activity_mv TO rollup_hourly
+AS SELECT
+    site,
+    toStartOfHour(ts) AS hour,
+    uniqState(visitor_id) AS visitors,
+    sumState(toUInt64(name = 'pageview')) AS pageviews,
+    sumState(toUInt64(name != 'pageview')) AS events,
+    sumState(toUInt64(0)) AS visits,
+    sumState(toInt64(0)) AS bounces,
+    sumState(toUInt64(0)) AS duration
+FROM events
+WHERE name != 'engagement'
+GROUP BY site, hour;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_hourly_visits_mv TO rollup_hourly
+AS SELECT
+    site,
+    toStartOfHour(session_start) AS hour,
+    uniqState(visitor_id) AS visitors,
+    sumState(toUInt64(0)) AS pageviews,
+    sumState(toUInt64(0)) AS events,
+    sumState(toUInt64(session_visit)) AS visits,
+    sumState(toInt64(session_bounce)) AS bounces,
+    sumState(toUInt64(session_seconds)) AS duration
+FROM events
+WHERE session_id != 0 AND (session_visit != 0 OR session_bounce != 0 OR session_seconds != 0)
+GROUP BY site, hour;
+
+--    rollup_daily: per dimension and value per UTC day (breakdowns, and
+--    headline numbers and daily charts filtered by one session-constant
+--    value). dim is the name of a stats::Dimension. Days, not hours: ranges
+--    are whole days, and visitors over several days are the sum of each
+--    day's distinct ids (visitor-days), so a day needs one uniq state.
+--    Ordered by value, then day, and in small granules: a filtered read
+--    touches only its value's rows, never whole granules of other values'
+--    (large) uniq states.
+CREATE TABLE IF NOT EXISTS rollup_daily
+(
+    site LowCardinality(String),
+    dim String,
+    day Date,
     value String,
     visitors AggregateFunction(uniq, FixedString(16)),
     sessions AggregateFunction(uniqIf, UInt64, UInt8),
@@ -71,14 +125,15 @@ CREATE TABLE IF NOT EXISTS rollup_hourly
     duration AggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree()
-PARTITION BY toYYYYMM(hour)
-ORDER BY (site, dim, hour, value);
+PARTITION BY toYYYYMM(day)
+ORDER BY (site, dim, value, day)
+SETTINGS index_granularity = 256;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_activity_mv TO rollup_hourly
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_daily_activity_mv TO rollup_daily
 AS SELECT
     site,
     d.1 AS dim,
-    toStartOfHour(ts) AS hour,
+    toDate(ts) AS day,
     d.2 AS value,
     uniqState(visitor_id) AS visitors,
     uniqIfState(session_id, session_id != 0) AS sessions,
@@ -89,7 +144,6 @@ AS SELECT
     sumState(toUInt64(0)) AS duration
 FROM events
 ARRAY JOIN arrayFilter(x -> x.3 = 1, [
-    ('', '', 1),
     ('page', toString(pathname), toUInt8(name = 'pageview')),
     ('entry_page', toString(session_entry_page), toUInt8(session_id != 0)),
     ('source', toString(session_source), 1),
@@ -113,13 +167,13 @@ ARRAY JOIN arrayFilter(x -> x.3 = 1, [
     ('event', toString(name), toUInt8(name != 'pageview'))
 ]) AS d
 WHERE name != 'engagement'
-GROUP BY site, dim, hour, value;
+GROUP BY site, dim, day, value;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_visits_mv TO rollup_hourly
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_daily_visits_mv TO rollup_daily
 AS SELECT
     site,
     d.1 AS dim,
-    toStartOfHour(session_start) AS hour,
+    toDate(session_start) AS day,
     d.2 AS value,
     uniqState(visitor_id) AS visitors,
     uniqIfState(session_id, session_id != 0) AS sessions,
@@ -130,7 +184,6 @@ AS SELECT
     sumState(toUInt64(session_seconds)) AS duration
 FROM events
 ARRAY JOIN [
-    ('', ''),
     ('entry_page', toString(session_entry_page)),
     ('source', toString(session_source)),
     ('channel', toString(session_channel)),
@@ -151,4 +204,4 @@ ARRAY JOIN [
     ('asn', toString(asn_org))
 ] AS d
 WHERE session_id != 0 AND (session_visit != 0 OR session_bounce != 0 OR session_seconds != 0)
-GROUP BY site, dim, hour, value;
+GROUP BY site, dim, day, value;

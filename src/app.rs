@@ -199,6 +199,7 @@ pub async fn start(
         )),
         salts: salts.clone(),
         bridge,
+        sessions: Arc::new(crate::sessions::Sessions::new(200_000)),
         clock: opts.clock.clone(),
         sink: tx,
         metrics: metrics.clone(),

@@ -20,6 +20,9 @@
 //!   [`store`]. It has no field that can hold an IP or a raw User-Agent.
 //! * [`store`] talks to ClickHouse: migrations, the batching writer, salts.
 //!   It never sees an IP. `ingest` never mentions ClickHouse.
+//! * [`sessions`] places each event in a visit (30-minute sessions) at ingest,
+//!   so the stats engine ([`stats`]) can sum visits, bounces and durations
+//!   from rollups.
 //! * [`dashboard`] is the web side for operators: HTML dashboards, shared
 //!   links, the Plausible-compatible Stats API and exports, reading numbers
 //!   through [`stats`]; [`auth`] keeps who may read them (users, sessions,
@@ -37,6 +40,7 @@ pub mod event;
 pub mod ingest;
 pub mod privacy;
 pub mod salt_keeper;
+pub mod sessions;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -44,8 +44,8 @@
 //! sessions, e.g. nginx `hash $remote_addr consistent` or `ip_hash`) to
 //! avoid it. A restart likewise starts every ongoing visit anew.
 //!
-//! Memory is bounded: at most `capacity` visits are remembered (about 200
-//! bytes each, plus their entry page and campaign strings); when more are
+//! Memory is bounded: at most `capacity` visits are remembered (a few hundred
+//! bytes each with their entry page and campaign strings); when more are
 //! active, the least recently used are forgotten and their visitors' next
 //! events start new visits.
 

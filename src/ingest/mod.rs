@@ -28,11 +28,12 @@ pub mod tracker;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::enrich::geo::GeoLookup;
-use crate::enrich::ua::UaParser;
 use crate::enrich::source::Referrers;
+use crate::enrich::ua::UaParser;
 use crate::enrich::{bots, screen, url};
 use crate::event::Event;
 use crate::privacy::{self, Carry, ClientIp, MidnightBridge, SaltBook, VisitorId};
+use crate::sessions::{self, Sessions};
 use crate::telemetry::{DropReason, Health, Metrics};
 use payload::Beacon;
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct Ingest {
     pub salts: Arc<SaltBook>,
     /// Continues sessions that cross midnight (see [`privacy::midnight`]).
     pub bridge: Arc<MidnightBridge>,
+    /// Places every event in a visit (see [`crate::sessions`]).
+    pub sessions: Arc<Sessions>,
     pub clock: SharedClock,
     pub sink: mpsc::Sender<Event>,
     pub metrics: Metrics,
@@ -75,7 +78,12 @@ pub struct Ingest {
 
 impl Ingest {
     /// Validate, enrich, depersonalize and queue one beacon.
-    pub fn record(&self, beacon: Beacon, ip: ClientIp, user_agent: &str) -> Result<Outcome, RejectError> {
+    pub fn record(
+        &self,
+        beacon: Beacon,
+        ip: ClientIp,
+        user_agent: &str,
+    ) -> Result<Outcome, RejectError> {
         let sites: Vec<&str> = beacon
             .domains
             .iter()
@@ -93,9 +101,15 @@ impl Ingest {
             return Ok(Outcome::Dropped(DropReason::Bot));
         }
         let max_url = self.config.server.max_url_bytes;
-        let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
-        let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
-            .map_err(RejectError::Referrer)?;
+        let page =
+            url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
+        let referrer = url::referrer(
+            beacon.referrer.as_deref().unwrap_or_default(),
+            max_url,
+            &page.hostname,
+            sites[0],
+        )
+        .map_err(RejectError::Referrer)?;
         if self.referrers.is_spam(&referrer.host) {
             return Ok(Outcome::Dropped(DropReason::Spam));
         }
@@ -118,10 +132,20 @@ impl Ingest {
         let yesterday = now.date().previous_day().and_then(|d| self.salts.get(d));
         let is_active = |site: &str, id: &VisitorId| self.bridge.is_active(site, id, now);
         let carry = match &yesterday {
-            Some(salt) if !self.bridge.is_empty() => Some(Carry { salt, is_active: &is_active }),
+            Some(salt) if !self.bridge.is_empty() => Some(Carry {
+                salt,
+                is_active: &is_active,
+            }),
             _ => None,
         };
-        let pseudonyms = privacy::depersonalize(ip, user_agent, &sites, &salt, self.config.privacy.ip_mode, carry);
+        let pseudonyms = privacy::depersonalize(
+            ip,
+            user_agent,
+            &sites,
+            &salt,
+            self.config.privacy.ip_mode,
+            carry,
+        );
         for (site, p) in sites.iter().zip(&pseudonyms) {
             self.bridge.note(site, &p.visitor_id, now, p.continued);
         }
@@ -130,11 +154,22 @@ impl Ingest {
             Some(r) => (r.micros, r.currency.clone()),
             None => (0, String::new()),
         };
-        let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.iter().cloned().unzip();
+        let (prop_keys, prop_values): (Vec<String>, Vec<String>) =
+            beacon.props.iter().cloned().unzip();
         let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
         let screen_class = screen::class(beacon.screen_width, ua.device);
         let mut queued = 0;
         for (site, pseudonym) in sites.iter().zip(pseudonyms) {
+            let kind = sessions::Kind::of(&beacon.name, beacon.interactive);
+            let session = self.sessions.track(site, &pseudonym.visitor_id, now, kind, || {
+                sessions::Entry::new(
+                    &page.pathname,
+                    &acquisition.source,
+                    acquisition.channel.as_str(),
+                    &referrer.host,
+                    &page.campaign,
+                )
+            });
             let event = Event {
                 site: (*site).to_string(),
                 ts: now,
@@ -161,11 +196,16 @@ impl Ingest {
                 source: acquisition.source.clone(),
                 channel: acquisition.channel.as_str(),
                 screen_class,
+                session,
             };
             match self.sink.try_send(event) {
                 Ok(()) => queued += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => return Ok(Outcome::Dropped(DropReason::QueueFull)),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(Outcome::Dropped(DropReason::ShuttingDown)),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Ok(Outcome::Dropped(DropReason::QueueFull));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Ok(Outcome::Dropped(DropReason::ShuttingDown));
+                }
             }
         }
         Ok(Outcome::Accepted(queued))

@@ -2,19 +2,20 @@
 //!
 //! Two sources, chosen per question — correctness first:
 //!
-//! * **`rollup_hourly`** (`sql/0005_sessions.sql`), filled by materialized
-//!   views on every insert: per site, hour, dimension and value, uniq states
-//!   of visitor and visit ids and sums of pageviews, custom events, visits,
-//!   bounces and seconds. A 30-day overview reads 720 rows per value instead
-//!   of millions of events.
+//! * **rollups** (`sql/0005_sessions.sql`), filled by materialized views on
+//!   every insert: uniq states of visitor (and visit) ids and sums of
+//!   pageviews, custom events, visits, bounces and seconds —
+//!   `rollup_hourly` for the whole site per hour (a 30-day overview reads
+//!   720 rows instead of millions of events), `rollup_daily` per dimension,
+//!   value and day.
 //! * **raw `events`**, for everything a rollup cannot answer exactly.
 //!
 //! | question | source |
 //! |---|---|
-//! | aggregate / timeseries, no filter | rollup (`dim = ''`) |
-//! | aggregate / timeseries, one filter on a session-constant dimension (entry page, source, channel, referrer, UTM, browser (version), OS (version), device, country, region, city, ASN) | rollup (`dim = that dimension`) |
-//! | aggregate / timeseries, any other filter or several filters | raw |
-//! | breakdown, no filter, by a session-constant dimension, page, screen or event | rollup |
+//! | aggregate / timeseries, no filter | `rollup_hourly` |
+//! | aggregate / daily or monthly timeseries, one filter on a session-constant dimension (entry page, source, channel, referrer, UTM, browser (version), OS (version), device, country, region, city, ASN) | `rollup_daily` (`dim` = that dimension) |
+//! | aggregate / timeseries, any other filter or several filters; hourly timeseries with a filter | raw |
+//! | breakdown, no filter, by a session-constant dimension, page, screen or event | `rollup_daily` |
 //! | breakdown with filters; by exit page, property, download, outbound link | raw |
 //! | custom panel queries (`sql/queries/panels/`), realtime visitors | raw |
 //!
@@ -27,14 +28,23 @@
 //!
 //! Semantics (shared by both sources, so they agree exactly on the same
 //! data — a test checks it):
-//! * visitors: distinct visitor ids among events in the range other than
-//!   `engagement` (visitor-days over several days: ids change daily);
+//! * visitors: distinct visitor ids among a day's events other than
+//!   `engagement`; over several days the sum of the days (visitor-days —
+//!   ids change daily anyway, and a visitor whose visit crosses midnight is
+//!   there on both days). Sums are additive: a chart adds up to its total,
+//!   and a finished day never needs recounting;
 //! * pageviews, events: counted when they happen;
 //! * visits, bounce rate, visit duration: visits **started** in the range
 //!   (sums of the session deltas of [`crate::sessions`]), whole — a visit
 //!   started at 23:50 on the last day keeps its pages after midnight;
 //! * uniq counts use ClickHouse's `uniq` (exact for small sets, within about
 //!   1 % beyond tens of thousands).
+//!
+//! Aggregates and daily/monthly charts are sums of per-day rows. Finished
+//! days (before yesterday) read from the rollups are kept in memory for
+//! [`DAY_CACHE_TTL`], so a repeated 30-day overview asks ClickHouse for two
+//! days, not thirty: merging a month of `uniq` states costs ~100 ms on
+//! ClickHouse 18.16 and 2 cores (see BENCHMARKS.md), a day's ~5 ms.
 //!
 //! SQL lives in `sql/queries/engine/*.sql` (see [`super::template`] for the
 //! slots); values from requests are always bound, never spliced.
@@ -53,7 +63,9 @@ use time::{Date, Duration, OffsetDateTime, Time};
 /// Where a number comes from (see the table in the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
-    /// `rollup_hourly` rows of this dimension (`""`: the whole site).
+    /// `rollup_hourly`: the whole site.
+    Totals,
+    /// `rollup_daily` rows of this dimension.
     Rollup(&'static str),
     Raw,
 }
@@ -97,7 +109,7 @@ fn level(d: Dimension) -> Level {
     }
 }
 
-/// Is this dimension in `rollup_hourly` (under `dim = as_str()`)?
+/// Is this dimension in `rollup_daily` (under `dim = as_str()`)?
 fn rolled_up(d: Dimension) -> bool {
     level(d) == Level::Visit || matches!(d, Dimension::Page | Dimension::ScreenClass | Dimension::Event)
 }
@@ -167,9 +179,13 @@ fn condition(f: &Filter) -> Result<Sql, StatsError> {
 
 /// A request's filters, split the way the queries use them.
 struct Filters {
-    /// Keeps the events of the selected visits (all filters).
+    /// Keeps the events of the selected visits (all filters; event-level
+    /// ones select the visits containing a matching event).
     scope: Sql,
-    /// Keeps, among those, the events that event-level filters name.
+    /// Only the session-level filters (cheaper: no "visits containing"
+    /// subquery). Enough where `matches` also applies.
+    visit_scope: Sql,
+    /// Keeps the events that event-level filters name.
     matches: Sql,
 }
 
@@ -180,6 +196,8 @@ struct Bounds {
     from: String,
     to: String,
     until: String,
+    first_day: String,
+    last_day: String,
 }
 
 fn fmt_dt(t: OffsetDateTime) -> String {
@@ -200,6 +218,8 @@ impl Bounds {
             from: fmt_dt(start_of(r.from)),
             to: fmt_dt(end),
             until: fmt_dt(end + Duration::DAY),
+            first_day: r.from.to_string(),
+            last_day: r.to.to_string(),
         }
     }
 
@@ -209,6 +229,8 @@ impl Bounds {
             "from" => Sql::str(&self.from),
             "to" => Sql::str(&self.to),
             "until" => Sql::str(&self.until),
+            "first_day" => Sql::str(&self.first_day),
+            "last_day" => Sql::str(&self.last_day),
             _ => return None,
         })
     }
@@ -245,6 +267,7 @@ fn filters(req: &StatsRequest, b: &Bounds) -> Result<Filters, StatsError> {
             }
         }
     }
+    let visit_scope = Sql::and(scope.clone());
     if !events.is_empty() {
         // Visits with an event matching every event-level filter.
         let mut s = Sql::raw("session_id IN (SELECT session_id FROM events WHERE ");
@@ -256,17 +279,20 @@ fn filters(req: &StatsRequest, b: &Bounds) -> Result<Filters, StatsError> {
     }
     Ok(Filters {
         scope: Sql::and(scope),
+        visit_scope,
         matches: Sql::and(events),
     })
 }
 
 /// The engine's own queries, parsed once.
 struct Queries {
-    aggregate_rollup: Template,
-    aggregate_raw: Template,
+    days_rollup: Template,
+    days_rollup_dim: Template,
+    days_raw: Template,
     timeseries_rollup: Template,
     timeseries_raw: Template,
     breakdown_rollup: Template,
+    breakdown_rollup_days: Template,
     breakdown_raw: Template,
     breakdown_raw_visits: Template,
     breakdown_exit: Template,
@@ -279,15 +305,18 @@ const SLOTS: &[&str] = &[
     "from",
     "to",
     "until",
+    "first_day",
+    "last_day",
     "since",
     "scope",
+    "visit_scope",
     "match",
     "dim",
     "dim_filter",
     "dim_name",
     "dim_value",
     "interval",
-    "per_visit",
+    "visits_merge",
     "k",
     "limit",
     "rows",
@@ -299,12 +328,14 @@ macro_rules! engine_sql {
     };
 }
 
-const ENGINE_SQL: [(&str, &str); 10] = [
-    engine_sql!("aggregate_rollup"),
-    engine_sql!("aggregate_raw"),
+const ENGINE_SQL: [(&str, &str); 12] = [
+    engine_sql!("days_rollup"),
+    engine_sql!("days_rollup_dim"),
+    engine_sql!("days_raw"),
     engine_sql!("timeseries_rollup"),
     engine_sql!("timeseries_raw"),
     engine_sql!("breakdown_rollup"),
+    engine_sql!("breakdown_rollup_days"),
     engine_sql!("breakdown_raw"),
     engine_sql!("breakdown_raw_visits"),
     engine_sql!("breakdown_exit"),
@@ -318,16 +349,18 @@ static QUERIES: LazyLock<Result<Queries, String>> = LazyLock::new(|| {
         Template::parse(&format!("sql/queries/engine/{name}.sql"), text, SLOTS).map_err(|e| e.to_string())
     };
     Ok(Queries {
-        aggregate_rollup: parse(0)?,
-        aggregate_raw: parse(1)?,
-        timeseries_rollup: parse(2)?,
-        timeseries_raw: parse(3)?,
-        breakdown_rollup: parse(4)?,
-        breakdown_raw: parse(5)?,
-        breakdown_raw_visits: parse(6)?,
-        breakdown_exit: parse(7)?,
-        fold: parse(8)?,
-        realtime: parse(9)?,
+        days_rollup: parse(0)?,
+        days_rollup_dim: parse(1)?,
+        days_raw: parse(2)?,
+        timeseries_rollup: parse(3)?,
+        timeseries_raw: parse(4)?,
+        breakdown_rollup: parse(5)?,
+        breakdown_rollup_days: parse(6)?,
+        breakdown_raw: parse(7)?,
+        breakdown_raw_visits: parse(8)?,
+        breakdown_exit: parse(9)?,
+        fold: parse(10)?,
+        realtime: parse(11)?,
     })
 });
 
@@ -335,14 +368,41 @@ fn queries() -> Result<&'static Queries, StatsError> {
     QUERIES.as_ref().map_err(|e| StatsError::Invalid(format!("engine SQL: {e}")))
 }
 
-#[derive(Debug, Deserialize, clickhouse::Row)]
-struct AggRow {
+/// One UTC day's numbers: what every aggregate and daily or monthly chart
+/// is summed from.
+#[derive(Debug, Clone, Copy, Deserialize, clickhouse::Row)]
+struct DayRow {
+    #[serde(with = "clickhouse::serde::time::date")]
+    day: Date,
     visitors: u64,
     pageviews: u64,
     events: u64,
     visits: u64,
     bounces: i64,
     duration: u64,
+}
+
+impl DayRow {
+    fn zero(day: Date) -> DayRow {
+        DayRow {
+            day,
+            visitors: 0,
+            pageviews: 0,
+            events: 0,
+            visits: 0,
+            bounces: 0,
+            duration: 0,
+        }
+    }
+
+    fn add(&mut self, o: &DayRow) {
+        self.visitors += o.visitors;
+        self.pageviews += o.pageviews;
+        self.events += o.events;
+        self.visits += o.visits;
+        self.bounces += o.bounces;
+        self.duration += o.duration;
+    }
 }
 
 #[derive(Debug, Deserialize, clickhouse::Row)]
@@ -353,7 +413,21 @@ struct PointRow {
     pageviews: u64,
 }
 
-#[derive(Debug, Deserialize, clickhouse::Row)]
+/// One value's numbers on one day (rollup breakdowns, kept per finished day).
+#[derive(Debug, Clone, Deserialize, clickhouse::Row)]
+struct ValueDay {
+    value: String,
+    #[serde(with = "clickhouse::serde::time::date")]
+    day: Date,
+    visitors: u64,
+    visits: u64,
+    pageviews: u64,
+    events: u64,
+    bounces: i64,
+    duration: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, clickhouse::Row)]
 struct FoldRow {
     folded: u8,
     value: String,
@@ -372,8 +446,8 @@ fn ratio(n: f64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n / d as f64 }
 }
 
-impl From<AggRow> for Aggregate {
-    fn from(r: AggRow) -> Aggregate {
+impl From<DayRow> for Aggregate {
+    fn from(r: DayRow) -> Aggregate {
         Aggregate {
             visitors: r.visitors,
             visits: r.visits,
@@ -400,12 +474,47 @@ fn fill(t: &Template, b: &Bounds, slots: &[(&str, Sql)]) -> Result<Sql, StatsErr
         .map_err(template)
 }
 
-/// The stats engine. Cheap to clone.
+/// Finished days' numbers from the rollups, kept in memory: a 30-day
+/// overview then reads only today and yesterday from ClickHouse. Keyed by
+/// (site, dimension, value) and day; entries older than [`DAY_CACHE_TTL`]
+/// are read again (events can arrive late, e.g. replayed after an outage),
+/// and days later than the day before yesterday are never kept (visits
+/// still running add to the day they started).
+type DayCache = quick_cache::sync::Cache<(Arc<str>, Date), (std::time::Instant, DayRow)>;
+
+/// How long a finished day's numbers are trusted.
+pub const DAY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Finished days' breakdown rows, per (site, dimension) and day, weighed by
+/// row count: at most [`ROWS_CACHE_ROWS`] rows in all, and a day with more
+/// than [`ROWS_CACHE_DAY_ROWS`] values is never kept.
+type RowsCache = quick_cache::sync::Cache<(Arc<str>, Date), (std::time::Instant, Arc<Vec<ValueDay>>), RowsWeight>;
+
+#[derive(Clone)]
+struct RowsWeight;
+
+impl quick_cache::Weighter<(Arc<str>, Date), (std::time::Instant, Arc<Vec<ValueDay>>)> for RowsWeight {
+    fn weight(&self, _: &(Arc<str>, Date), v: &(std::time::Instant, Arc<Vec<ValueDay>>)) -> u64 {
+        v.1.len() as u64 + 1
+    }
+}
+
+/// Rows all cached breakdown days may hold (a row is ~100 bytes).
+pub const ROWS_CACHE_ROWS: u64 = 1_000_000;
+/// A finished day with more values than this is not cached.
+pub const ROWS_CACHE_DAY_ROWS: usize = 20_000;
+/// More (value, day) rows than this in a range: the breakdown is summed in
+/// ClickHouse instead (`breakdown_rollup.sql`), uncached.
+const ROWS_FETCH_LIMIT: u64 = 200_000;
+
+/// The stats engine. Cheap to clone (clones share the day cache).
 #[derive(Clone)]
 pub struct Engine {
     client: clickhouse::Client,
     panels: Arc<Panels>,
     rollups: bool,
+    days: Option<Arc<DayCache>>,
+    rows: Option<Arc<RowsCache>>,
 }
 
 impl Engine {
@@ -415,7 +524,16 @@ impl Engine {
             client,
             panels,
             rollups: true,
+            days: Some(Arc::new(DayCache::new(100_000))),
+            rows: Some(Arc::new(RowsCache::with_weighter(20_000, ROWS_CACHE_ROWS, RowsWeight))),
         }
+    }
+
+    /// Never keep finished days in memory (the benchmark measures both).
+    pub fn without_day_cache(mut self) -> Engine {
+        self.days = None;
+        self.rows = None;
+        self
     }
 
     /// Never read the rollup: every answer from raw events (tests compare
@@ -429,15 +547,23 @@ impl Engine {
         &self.panels
     }
 
-    /// Which source answers an aggregate or timeseries of `req`.
+    /// Which source answers an aggregate of `req`.
     pub fn plan(&self, req: &StatsRequest) -> Plan {
         if !self.rollups {
             return Plan::Raw;
         }
         match req.filters.as_slice() {
-            [] => Plan::Rollup(""),
+            [] => Plan::Totals,
             [f] if level(f.dimension) == Level::Visit => Plan::Rollup(f.dimension.as_str()),
             _ => Plan::Raw,
+        }
+    }
+
+    /// Which source answers a timeseries of `req` (the daily rollup has no hours).
+    pub fn timeseries_plan(&self, req: &StatsRequest, interval: Interval) -> Plan {
+        match self.plan(req) {
+            Plan::Rollup(_) if interval == Interval::Hour => Plan::Raw,
+            p => p,
         }
     }
 
@@ -450,60 +576,95 @@ impl Engine {
         }
     }
 
-    /// The SQL of an aggregate, with its values (for tests and the benchmark).
-    pub fn aggregate_sql(&self, req: &StatsRequest) -> Result<Sql, StatsError> {
+    /// The SQL of the per-day numbers of `req` (for tests and the benchmark).
+    pub fn days_sql(&self, req: &StatsRequest) -> Result<Sql, StatsError> {
         let q = queries()?;
-        self.totals_sql(req, &q.aggregate_rollup, &q.aggregate_raw, vec![])
-    }
-
-    /// Visitors, visits, pageviews, events, views per visit, bounce rate and
-    /// visit duration for `req`.
-    pub async fn aggregate(&self, req: &StatsRequest) -> Result<Aggregate, StatsError> {
-        let sql = self.aggregate_sql(req)?;
-        let row: AggRow = sql.query(&self.client).fetch_one().await.map_err(store)?;
-        Ok(row.into())
-    }
-
-    pub fn timeseries_sql(&self, req: &StatsRequest, interval: Interval) -> Result<Sql, StatsError> {
-        let q = queries()?;
-        let iv = Sql::str(match interval {
-            Interval::Hour => "hour",
-            Interval::Day => "day",
-            Interval::Month => "month",
-        });
-        self.totals_sql(req, &q.timeseries_rollup, &q.timeseries_raw, vec![("interval", iv)])
-    }
-
-    /// An aggregate-like query (whole site or filtered) from the rollup or
-    /// raw events, as [`Engine::plan`] decides.
-    fn totals_sql(
-        &self,
-        req: &StatsRequest,
-        rollup: &Template,
-        raw: &Template,
-        mut slots: Vec<(&'static str, Sql)>,
-    ) -> Result<Sql, StatsError> {
         let b = Bounds::new(&req.site, &req.range);
         match self.plan(req) {
+            Plan::Totals => fill(&q.days_rollup, &b, &[]),
             Plan::Rollup(dim) => {
                 let value = req.filters.first().map(|f| f.value.as_str()).unwrap_or("");
-                slots.push(("dim_name", Sql::str(dim)));
-                slots.push(("dim_value", Sql::str(value)));
-                fill(rollup, &b, &slots)
+                fill(&q.days_rollup_dim, &b, &[("dim_name", Sql::str(dim)), ("dim_value", Sql::str(value))])
             }
             Plan::Raw => {
                 let f = filters(req, &b)?;
-                slots.push(("scope", f.scope));
-                slots.push(("match", f.matches));
-                fill(raw, &b, &slots)
+                fill(&q.days_raw, &b, &[("scope", f.scope), ("visit_scope", f.visit_scope), ("match", f.matches)])
             }
         }
     }
 
-    /// One point per bucket of the range (empty buckets included).
+    /// One row per day of the range, finished days from the cache when the
+    /// rollups answer.
+    async fn days(&self, req: &StatsRequest) -> Result<Vec<DayRow>, StatsError> {
+        let all: Vec<Date> = day_list(&req.range);
+        let plan = self.plan(req);
+        let cache = match (&self.days, plan) {
+            (Some(c), Plan::Totals | Plan::Rollup(_)) => Some(c),
+            _ => None,
+        };
+        let key: Arc<str> = match plan {
+            Plan::Rollup(dim) => {
+                let value = req.filters.first().map(|f| f.value.as_str()).unwrap_or("");
+                format!("{}\u{0}{dim}\u{0}{value}", req.site).into()
+            }
+            _ => req.site.as_str().into(),
+        };
+        let mut rows: Vec<Option<DayRow>> = all
+            .iter()
+            .map(|d| {
+                let (at, row) = cache?.get(&(key.clone(), *d))?;
+                (at.elapsed() < DAY_CACHE_TTL).then_some(row)
+            })
+            .collect();
+        let missing: Vec<usize> = (0..all.len()).filter(|&i| rows[i].is_none()).collect();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let sub = StatsRequest {
+                range: DateRange { from: all[first], to: all[last] },
+                ..req.clone()
+            };
+            let fetched: Vec<DayRow> = self.days_sql(&sub)?.query(&self.client).fetch_all().await.map_err(store)?;
+            let settled = OffsetDateTime::now_utc().date() - Duration::days(2);
+            for i in missing {
+                let row = fetched.iter().find(|r| r.day == all[i]).copied().unwrap_or(DayRow::zero(all[i]));
+                if let Some(c) = cache {
+                    if all[i] <= settled {
+                        c.insert((key.clone(), all[i]), (std::time::Instant::now(), row));
+                    }
+                }
+                rows[i] = Some(row);
+            }
+        }
+        Ok(rows.into_iter().zip(all).map(|(r, d)| r.unwrap_or(DayRow::zero(d))).collect())
+    }
+
+    /// Visitors, visits, pageviews, events, views per visit, bounce rate and
+    /// visit duration for `req`. Over several days, visitors are the sum of
+    /// each day's distinct ids (visitor-days).
+    pub async fn aggregate(&self, req: &StatsRequest) -> Result<Aggregate, StatsError> {
+        let mut total = DayRow::zero(req.range.from);
+        for d in self.days(req).await? {
+            total.add(&d);
+        }
+        Ok(total.into())
+    }
+
+    /// The SQL of an hourly time series (daily and monthly ones are
+    /// [`Engine::days_sql`]).
+    pub fn hourly_sql(&self, req: &StatsRequest) -> Result<Sql, StatsError> {
+        let q = queries()?;
+        let b = Bounds::new(&req.site, &req.range);
+        match self.timeseries_plan(req, Interval::Hour) {
+            Plan::Totals => fill(&q.timeseries_rollup, &b, &[]),
+            _ => {
+                let f = filters(req, &b)?;
+                fill(&q.timeseries_raw, &b, &[("scope", f.scope), ("match", f.matches)])
+            }
+        }
+    }
+
+    /// One point per bucket of the range (empty buckets included). Daily and
+    /// monthly points are sums of days (visitors: visitor-days).
     pub async fn timeseries(&self, req: &StatsRequest, interval: Interval) -> Result<Vec<Point>, StatsError> {
-        let sql = self.timeseries_sql(req, interval)?;
-        let rows: Vec<PointRow> = sql.query(&self.client).fetch_all().await.map_err(store)?;
         let mut points: Vec<Point> = buckets(&req.range, interval)
             .into_iter()
             .map(|bucket| Point {
@@ -513,14 +674,23 @@ impl Engine {
                 pageviews: 0,
             })
             .collect();
-        for r in rows {
-            let Ok(at) = OffsetDateTime::from_unix_timestamp(r.bucket as i64) else {
-                continue;
-            };
-            if let Some(p) = points.iter_mut().find(|p| p.bucket == at) {
-                p.visitors = r.visitors;
-                p.visits = r.visits;
-                p.pageviews = r.pageviews;
+        let mut add = |at: OffsetDateTime, visitors: u64, visits: u64, pageviews: u64| {
+            if let Some(p) = points.iter_mut().rev().find(|p| p.bucket <= at) {
+                p.visitors += visitors;
+                p.visits += visits;
+                p.pageviews += pageviews;
+            }
+        };
+        if interval == Interval::Hour {
+            let rows: Vec<PointRow> = self.hourly_sql(req)?.query(&self.client).fetch_all().await.map_err(store)?;
+            for r in rows {
+                if let Ok(at) = OffsetDateTime::from_unix_timestamp(r.bucket as i64) {
+                    add(at, r.visitors, r.visits, r.pageviews);
+                }
+            }
+        } else {
+            for d in self.days(req).await? {
+                add(start_of(d.day), d.visitors, d.visits, d.pageviews);
             }
         }
         Ok(points)
@@ -532,8 +702,8 @@ impl Engine {
         let q = queries()?;
         let b = Bounds::new(&req.site, &req.range);
         if let Plan::Rollup(dim) = self.breakdown_plan(req, d) {
-            let per_visit = u64::from(level(d) == Level::Visit);
-            let slots = [("dim_name", Sql::str(dim)), ("per_visit", Sql::value(Value::U64(per_visit)))];
+            let visits = if level(d) == Level::Visit { "sumMerge(visits)" } else { "uniqIfMerge(sessions)" };
+            let slots = [("dim_name", Sql::str(dim)), ("visits_merge", Sql::raw(visits))];
             return fill(&q.breakdown_rollup, &b, &slots);
         }
         let f = filters(req, &b)?;
@@ -543,7 +713,13 @@ impl Engine {
             Level::Event => &q.breakdown_raw,
             Level::Exit => &q.breakdown_exit,
         };
-        let slots = [("scope", f.scope), ("match", f.matches), ("dim", expr), ("dim_filter", has)];
+        let slots = [
+            ("scope", f.scope),
+            ("visit_scope", f.visit_scope),
+            ("match", f.matches),
+            ("dim", expr),
+            ("dim_filter", has),
+        ];
         fill(t, &b, &slots)
     }
 
@@ -581,8 +757,65 @@ impl Engine {
         limit: usize,
         k: Option<u64>,
     ) -> Result<Breakdown, StatsError> {
+        let per_visit = level(d) != Level::Event;
+        if let (Plan::Rollup(dim), Some(_)) = (self.breakdown_plan(req, d), &self.rows) {
+            let (rows, total) = tokio::try_join!(self.rollup_rows(req, d, dim), self.aggregate(req))?;
+            if let Some(rows) = rows {
+                return Ok(assemble(d, fold(rows, limit, k), &total, per_visit, limit));
+            }
+        }
         let sql = self.breakdown_sql(req, d, limit, k)?;
-        self.run_breakdown(req, d, sql, level(d) != Level::Event, limit).await
+        self.run_breakdown(req, d, sql, per_visit, limit).await
+    }
+
+    /// A rollup breakdown's rows summed per value, finished days from the
+    /// cache; `None` when the range has too many rows to sum here.
+    async fn rollup_rows(&self, req: &StatsRequest, d: Dimension, dim: &str) -> Result<Option<Vec<FoldRow>>, StatsError> {
+        let Some(cache) = &self.rows else {
+            return Ok(None);
+        };
+        let q = queries()?;
+        let key: Arc<str> = format!("{}\u{0}{dim}", req.site).into();
+        let all = day_list(&req.range);
+        let mut days: Vec<Option<Arc<Vec<ValueDay>>>> = all
+            .iter()
+            .map(|day| {
+                let (at, rows) = cache.get(&(key.clone(), *day))?;
+                (at.elapsed() < DAY_CACHE_TTL).then_some(rows)
+            })
+            .collect();
+        let missing: Vec<usize> = (0..all.len()).filter(|&i| days[i].is_none()).collect();
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            let b = Bounds::new(&req.site, &DateRange { from: all[first], to: all[last] });
+            let visits = if level(d) == Level::Visit { "sumMerge(visits)" } else { "uniqIfMerge(sessions)" };
+            let slots = [
+                ("dim_name", Sql::str(dim)),
+                ("visits_merge", Sql::raw(visits)),
+                ("limit", Sql::value(Value::U64(ROWS_FETCH_LIMIT))),
+            ];
+            let fetched: Vec<ValueDay> = fill(&q.breakdown_rollup_days, &b, &slots)?
+                .query(&self.client)
+                .fetch_all()
+                .await
+                .map_err(store)?;
+            if fetched.len() as u64 >= ROWS_FETCH_LIMIT {
+                return Ok(None);
+            }
+            let settled = OffsetDateTime::now_utc().date() - Duration::days(2);
+            for i in missing {
+                let rows: Arc<Vec<ValueDay>> = Arc::new(fetched.iter().filter(|r| r.day == all[i]).cloned().collect());
+                if all[i] <= settled && rows.len() <= ROWS_CACHE_DAY_ROWS {
+                    cache.insert((key.clone(), all[i]), (std::time::Instant::now(), rows.clone()));
+                }
+                days[i] = Some(rows);
+            }
+        }
+        let mut sums: std::collections::HashMap<&str, FoldRow> = std::collections::HashMap::new();
+        for r in days.iter().flatten().flat_map(|d| d.iter()) {
+            let e = sums.entry(r.value.as_str()).or_insert_with(|| FoldRow::zero(&r.value));
+            e.add(&FoldRow::of_day(r));
+        }
+        Ok(Some(sums.into_values().collect()))
     }
 
     async fn run_breakdown(
@@ -597,33 +830,7 @@ impl Engine {
             async { sql.query(&self.client).fetch_all::<FoldRow>().await.map_err(store) },
             self.aggregate(req),
         )?;
-        let to_row = |r: FoldRow| {
-            let session = |n: f64| (per_visit && r.visits > 0).then(|| n / r.visits as f64);
-            BreakdownRow {
-                percentage: ratio(r.visitors as f64 * 100.0, total.visitors),
-                bounce_rate: session(r.bounces.max(0) as f64 * 100.0),
-                visit_duration: session(r.duration as f64),
-                value: if r.folded == 1 { OTHER.to_string() } else { r.value },
-                visitors: r.visitors,
-                visits: r.visits,
-                pageviews: r.pageviews,
-                events: r.events,
-            }
-        };
-        let mut other = None;
-        let mut out = Vec::new();
-        for r in rows {
-            if r.folded == 1 {
-                other = Some(to_row(r));
-            } else if out.len() < limit {
-                out.push(to_row(r));
-            }
-        }
-        Ok(Breakdown {
-            dimension: d,
-            rows: out,
-            other,
-        })
+        Ok(assemble(d, rows, &total, per_visit, limit))
     }
 
     /// Distinct visitors in the five minutes before `now`.
@@ -648,7 +855,8 @@ impl Engine {
         };
         let b = Bounds::new(&req.site, &req.range);
         let f = filters(req, &b)?;
-        let all = Sql::and(vec![f.scope, f.matches]);
+        // The panel's rows are events: the matching ones, of the selected visits.
+        let all = Sql::and(vec![f.visit_scope, f.matches]);
         let inner = fill(t, &b, &[("filters", all)])?;
         let mut rows = Sql::raw(
             "SELECT toString(value) AS value, toUInt64(visitors) AS visitors, toUInt64(visits) AS visits, \
@@ -711,6 +919,109 @@ impl Engine {
         let panel = self.panels.panel(id).ok_or_else(|| StatsError::UnknownPanel(id.to_string()))?;
         self.panel(panel, req, k).await
     }
+}
+
+impl FoldRow {
+    fn zero(value: &str) -> FoldRow {
+        FoldRow {
+            folded: 0,
+            value: value.to_string(),
+            visitors: 0,
+            visits: 0,
+            pageviews: 0,
+            events: 0,
+            bounces: 0,
+            duration: 0,
+        }
+    }
+
+    fn of_day(r: &ValueDay) -> FoldRow {
+        FoldRow {
+            folded: 0,
+            value: String::new(),
+            visitors: r.visitors,
+            visits: r.visits,
+            pageviews: r.pageviews,
+            events: r.events,
+            bounces: r.bounces,
+            duration: r.duration,
+        }
+    }
+
+    fn add(&mut self, o: &FoldRow) {
+        self.visitors += o.visitors;
+        self.visits += o.visits;
+        self.pageviews += o.pageviews;
+        self.events += o.events;
+        self.bounces += o.bounces;
+        self.duration += o.duration;
+    }
+}
+
+/// What `fold.sql` does, in Rust: rows with fewer than `k` visitors summed
+/// into one folded row (first), then the `limit` largest by visitors, ties
+/// by value.
+fn fold(rows: Vec<FoldRow>, limit: usize, k: Option<u64>) -> Vec<FoldRow> {
+    let k = k.unwrap_or(0);
+    let (mut keep, small): (Vec<FoldRow>, Vec<FoldRow>) = rows.into_iter().partition(|r| r.visitors >= k);
+    keep.sort_by(|a, b| b.visitors.cmp(&a.visitors).then_with(|| a.value.cmp(&b.value)));
+    keep.truncate(limit);
+    let mut out = Vec::with_capacity(keep.len() + 1);
+    if !small.is_empty() {
+        let mut other = FoldRow::zero("");
+        other.folded = 1;
+        for r in &small {
+            other.add(r);
+        }
+        out.push(other);
+    }
+    out.extend(keep);
+    out
+}
+
+/// Breakdown rows (folded row first, then by visitors) into a [`Breakdown`].
+fn assemble(d: Dimension, rows: Vec<FoldRow>, total: &Aggregate, per_visit: bool, limit: usize) -> Breakdown {
+    let to_row = |r: FoldRow| {
+        let session = |n: f64| (per_visit && r.visits > 0).then(|| n / r.visits as f64);
+        BreakdownRow {
+            percentage: ratio(r.visitors as f64 * 100.0, total.visitors),
+            bounce_rate: session(r.bounces.max(0) as f64 * 100.0),
+            visit_duration: session(r.duration as f64),
+            value: if r.folded == 1 { OTHER.to_string() } else { r.value },
+            visitors: r.visitors,
+            visits: r.visits,
+            pageviews: r.pageviews,
+            events: r.events,
+        }
+    };
+    let mut other = None;
+    let mut out = Vec::new();
+    for r in rows {
+        if r.folded == 1 {
+            other = Some(to_row(r));
+        } else if out.len() < limit {
+            out.push(to_row(r));
+        }
+    }
+    Breakdown {
+        dimension: d,
+        rows: out,
+        other,
+    }
+}
+
+/// Every day of `r`.
+fn day_list(r: &DateRange) -> Vec<Date> {
+    let mut out = Vec::new();
+    let mut d = r.from;
+    while d <= r.to {
+        out.push(d);
+        match d.next_day() {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    out
 }
 
 /// The start of every bucket of `r`.
@@ -786,7 +1097,11 @@ mod tests {
     #[test]
     fn plans() {
         let e = engine();
-        assert_eq!(e.plan(&req(vec![])), Plan::Rollup(""));
+        assert_eq!(e.plan(&req(vec![])), Plan::Totals);
+        assert_eq!(e.timeseries_plan(&req(vec![]), Interval::Hour), Plan::Totals);
+        let google = req(vec![f(Dimension::Source, "Google")]);
+        assert_eq!(e.timeseries_plan(&google, Interval::Day), Plan::Rollup("source"));
+        assert_eq!(e.timeseries_plan(&google, Interval::Hour), Plan::Raw);
         assert_eq!(e.plan(&req(vec![f(Dimension::Source, "Google")])), Plan::Rollup("source"));
         assert_eq!(e.plan(&req(vec![f(Dimension::Page, "/")])), Plan::Raw);
         assert_eq!(e.plan(&req(vec![f(Dimension::ExitPage, "/")])), Plan::Raw);
@@ -811,8 +1126,8 @@ mod tests {
             }]);
             r.prop = Some("plan".into());
             let e = engine();
-            e.aggregate_sql(&r).expect("aggregate");
-            e.timeseries_sql(&r, Interval::Day).expect("timeseries");
+            e.days_sql(&r).expect("days");
+            e.hourly_sql(&r).expect("hourly");
             e.breakdown_sql(&r, d, 10, Some(5)).expect("filtered breakdown");
             e.breakdown_sql(&req(vec![]), d, 10, None)
                 .or_else(|_| e.breakdown_sql(&r, d, 10, None))
@@ -824,7 +1139,7 @@ mod tests {
     fn filter_values_are_bound_not_spliced() {
         let evil = "'; DROP TABLE events; --";
         let sql = engine()
-            .aggregate_sql(&req(vec![f(Dimension::Page, evil), f(Dimension::Source, evil)]))
+            .days_sql(&req(vec![f(Dimension::Page, evil), f(Dimension::Source, evil)]))
             .expect("sql");
         assert!(!sql.text.contains("DROP"), "{}", sql.text);
         assert!(sql.binds.contains(&Value::Str(evil.into())));
@@ -833,7 +1148,18 @@ mod tests {
     #[test]
     fn a_prop_needs_a_key() {
         let r = req(vec![f(Dimension::Prop, "pro")]);
-        assert!(matches!(engine().aggregate_sql(&r), Err(StatsError::Invalid(_))));
+        assert!(matches!(engine().days_sql(&r), Err(StatsError::Invalid(_))));
+    }
+
+    #[test]
+    fn folding_matches_fold_sql() {
+        let row = |v: &str, n: u64| FoldRow { visitors: n, visits: n, ..FoldRow::zero(v) };
+        let rows = vec![row("b", 5), row("a", 5), row("c", 9), row("d", 1), row("e", 2)];
+        let got: Vec<(u8, String, u64)> =
+            fold(rows.clone(), 2, Some(3)).into_iter().map(|r| (r.folded, r.value, r.visitors)).collect();
+        assert_eq!(got, vec![(1, String::new(), 3), (0, "c".into(), 9), (0, "a".into(), 5)]);
+        let got: Vec<String> = fold(rows, 10, None).into_iter().map(|r| r.value).collect();
+        assert_eq!(got, vec!["c", "a", "b", "e", "d"]);
     }
 
     #[test]

@@ -25,9 +25,18 @@ pub enum StoreError {
     #[error("ClickHouse request failed: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("migration {file} failed: {source}")]
-    Migration { file: &'static str, source: clickhouse::error::Error },
-    #[error("migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)")]
-    MigrationChanged { file: &'static str, applied: String, now: String },
+    Migration {
+        file: &'static str,
+        source: clickhouse::error::Error,
+    },
+    #[error(
+        "migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)"
+    )]
+    MigrationChanged {
+        file: &'static str,
+        applied: String,
+        now: String,
+    },
 }
 
 impl StoreError {
@@ -36,17 +45,34 @@ impl StoreError {
     /// input), 53 (type mismatch), 117 (incorrect data), 6 (cannot parse
     /// text), 70 (cannot convert type) and 33 (cannot read all data).
     pub fn is_bad_data(&self) -> bool {
-        let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else { return false };
-        ["Code: 27.", "Code: 53.", "Code: 117.", "Code: 6.", "Code: 70.", "Code: 33.", "Code: 27,", "Code: 53,", "Code: 117,", "Code: 6,", "Code: 70,", "Code: 33,"]
-            .iter()
-            .any(|c| msg.contains(c))
+        let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else {
+            return false;
+        };
+        [
+            "Code: 27.",
+            "Code: 53.",
+            "Code: 117.",
+            "Code: 6.",
+            "Code: 70.",
+            "Code: 33.",
+            "Code: 27,",
+            "Code: 53,",
+            "Code: 117,",
+            "Code: 6,",
+            "Code: 70,",
+            "Code: 33,",
+        ]
+        .iter()
+        .any(|c| msg.contains(c))
     }
 }
 
 /// A client for the configured server, without selecting the database (it
 /// may not exist yet; see [`migrate::run`]).
 pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
-    let mut c = clickhouse::Client::default().with_url(&cfg.url).with_validation(false);
+    let mut c = clickhouse::Client::default()
+        .with_url(&cfg.url)
+        .with_validation(false);
     if let Some(u) = &cfg.user {
         c = c.with_user(u);
     }

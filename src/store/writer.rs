@@ -14,8 +14,8 @@
 //!   `shutdown_retry`, so a dead ClickHouse cannot hold the process hostage.
 //!   (A durable spool that survives this is a separate, later layer.)
 
-use super::row::EventRow;
 use super::StoreError;
+use super::row::EventRow;
 use crate::event::Event;
 use crate::telemetry::{DropReason, Health, Metrics};
 use std::sync::Arc;
@@ -115,7 +115,9 @@ impl Writer {
             let t = Instant::now();
             match self.flush(batch).await {
                 Ok(()) => {
-                    self.metrics.flush_duration.observe(t.elapsed().as_secs_f64());
+                    self.metrics
+                        .flush_duration
+                        .observe(t.elapsed().as_secs_f64());
                     self.metrics.rows_written.inc_by(batch.len() as u64);
                     self.health.set_store_reachable(true);
                     return;

@@ -9,5 +9,6 @@ mod logs;
 mod malformed;
 mod privacy;
 mod salts;
+mod stats;
 mod store;
 mod tracker;

@@ -29,23 +29,65 @@ async fn malformed_requests_get_their_documented_status() {
         ("empty body", Vec::new(), 400, "not a JSON object"),
     ];
     for (what, body, status, needle) in &cases {
-        let resp = c.post(app.url("/api/event")).header("user-agent", UA_CHROME).body(body.clone()).send().await.expect("request");
+        let resp = c
+            .post(app.url("/api/event"))
+            .header("user-agent", UA_CHROME)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("request");
         assert_eq!(resp.status().as_u16(), *status, "{what}");
-        assert_eq!(resp.headers()["x-headcount-event"], "dropped; reason=invalid", "{what}");
+        assert_eq!(
+            resp.headers()["x-headcount-event"],
+            "dropped; reason=invalid",
+            "{what}"
+        );
         let json: serde_json::Value = resp.json().await.expect("JSON error body");
         let msg = json["error"].as_str().expect("error message");
-        assert!(msg.contains(needle), "{what}: {msg:?} should mention {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{what}: {msg:?} should mention {needle:?}"
+        );
     }
     // Pixels with bad input still answer the GIF.
-    for q in ["", "d=example.com", "d=example.com&u=data:text/html,x", "d=example.com&u=%FF%FE", "u=not-a-url"] {
-        let resp = c.get(app.url(&format!("/p.gif?{q}"))).header("user-agent", UA_CHROME).send().await.expect("req");
+    for q in [
+        "",
+        "d=example.com",
+        "d=example.com&u=data:text/html,x",
+        "d=example.com&u=%FF%FE",
+        "u=not-a-url",
+    ] {
+        let resp = c
+            .get(app.url(&format!("/p.gif?{q}")))
+            .header("user-agent", UA_CHROME)
+            .send()
+            .await
+            .expect("req");
         assert_eq!(resp.status(), 200, "pixel {q}");
-        assert_eq!(resp.headers()["x-headcount-event"], "dropped; reason=invalid", "pixel {q}");
+        assert_eq!(
+            resp.headers()["x-headcount-event"],
+            "dropped; reason=invalid",
+            "pixel {q}"
+        );
         assert_eq!(resp.bytes().await.expect("gif").len(), 43);
     }
     // Wrong methods.
-    assert_eq!(c.get(app.url("/api/event")).send().await.expect("req").status(), 405);
-    assert_eq!(c.delete(app.url("/p.gif")).send().await.expect("req").status(), 405);
+    assert_eq!(
+        c.get(app.url("/api/event"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        405
+    );
+    assert_eq!(
+        c.delete(app.url("/p.gif"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        405
+    );
 
     // Still serving, counters exact.
     let ok = c
@@ -57,7 +99,10 @@ async fn malformed_requests_get_their_documented_status() {
         .expect("req");
     assert_eq!(ok.status(), 202);
     let m = app.running.metrics.clone();
-    assert_eq!(m.dropped_count(headcount::telemetry::DropReason::Invalid), (cases.len() + 5) as u64);
+    assert_eq!(
+        m.dropped_count(headcount::telemetry::DropReason::Invalid),
+        (cases.len() + 5) as u64
+    );
     let db = app.stop().await;
     assert_eq!(db.count("1").await, 1, "only the valid event stored");
 }
@@ -70,15 +115,31 @@ async fn a_lying_content_length_does_not_hang_or_crash() {
     let addr = app.running.addr;
     // Declared far above the limit: rejected before reading.
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{").await.expect("write");
+    s.write_all(b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{")
+        .await
+        .expect("write");
     let mut buf = vec![0u8; 512];
     let n = s.read(&mut buf).await.expect("read");
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     // Garbage instead of HTTP.
     let mut g = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    g.write_all(b"\x16\x03\x01\x00garbage\r\n\r\n").await.expect("write");
+    g.write_all(b"\x16\x03\x01\x00garbage\r\n\r\n")
+        .await
+        .expect("write");
     let _ = g.read(&mut buf).await;
     // Server still answers.
-    assert_eq!(client().get(app.url("/healthz")).send().await.expect("req").status(), 200);
+    assert_eq!(
+        client()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
     app.stop().await;
 }

@@ -9,9 +9,13 @@ fn ch_config(database: &str) -> headcount::config::ClickHouseConfig {
     let mut raw = headcount::config::RawConfig::default();
     raw.clickhouse.url = clickhouse_url();
     raw.clickhouse.database = database.into();
-    raw.sites = vec![headcount::config::RawSite { domain: "example.com".into() }];
+    raw.sites = vec![headcount::config::RawSite {
+        domain: "example.com".into(),
+    }];
     raw.privacy.salt_key_file = "/nonexistent/salt.key".into();
-    raw.validate(std::path::Path::new("/")).expect("valid").clickhouse
+    raw.validate(std::path::Path::new("/"))
+        .expect("valid")
+        .clickhouse
 }
 
 #[tokio::test]
@@ -22,7 +26,11 @@ async fn single_row_select_round_trip() {
     let client = store::server_client(&cfg);
     let one: u8 = client.query("SELECT 1").fetch_one().await.expect("one row");
     assert_eq!(one, 1);
-    let s: String = client.query("SELECT 'héllo'").fetch_one().await.expect("one row");
+    let s: String = client
+        .query("SELECT 'héllo'")
+        .fetch_one()
+        .await
+        .expect("one row");
     assert_eq!(s, "héllo");
 }
 
@@ -36,10 +44,22 @@ async fn migrations_are_idempotent_and_recorded() {
     let second = migrate::run(&server, &database).await.expect("second run");
     assert!(second.is_empty(), "nothing to do the second time");
     let db = store::client(&cfg);
-    let n: u64 = db.query("SELECT count() FROM schema_migrations").fetch_one().await.expect("ledger");
+    let n: u64 = db
+        .query("SELECT count() FROM schema_migrations")
+        .fetch_one()
+        .await
+        .expect("ledger");
     assert_eq!(n, migrate::MIGRATIONS.len() as u64);
-    assert!(migrate::column_exists(&db, "events", "visitor_id").await.expect("columns"));
-    assert!(!migrate::column_exists(&db, "events", "ip").await.expect("columns"));
+    assert!(
+        migrate::column_exists(&db, "events", "visitor_id")
+            .await
+            .expect("columns")
+    );
+    assert!(
+        !migrate::column_exists(&db, "events", "ip")
+            .await
+            .expect("columns")
+    );
     let engine: String = db.query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'").fetch_one().await.expect("engine");
     assert_eq!(engine, "MergeTree");
 }
@@ -51,16 +71,37 @@ async fn an_interrupted_add_column_migration_reruns() {
     let database = fresh_database("halfmigrated");
     let cfg = ch_config(&database);
     let server = store::server_client(&cfg);
-    server.query(&format!("CREATE DATABASE `{database}`")).execute().await.expect("create db");
+    server
+        .query(&format!("CREATE DATABASE `{database}`"))
+        .execute()
+        .await
+        .expect("create db");
     let db = store::client(&cfg);
     for stmt in migrate::MIGRATIONS[0].statements() {
         db.query(&stmt).execute().await.expect("0001");
     }
-    db.query("ALTER TABLE events ADD COLUMN country LowCardinality(String)").execute().await.expect("one column of 0003");
-    let applied = migrate::run(&server, &database).await.expect("migrations run over the half-applied state");
+    db.query("ALTER TABLE events ADD COLUMN country LowCardinality(String)")
+        .execute()
+        .await
+        .expect("one column of 0003");
+    let applied = migrate::run(&server, &database)
+        .await
+        .expect("migrations run over the half-applied state");
     assert_eq!(applied.len(), migrate::MIGRATIONS.len());
-    for column in ["country", "asn", "asn_org", "source", "channel", "screen_class"] {
-        assert!(migrate::column_exists(&db, "events", column).await.expect("columns"), "{column}");
+    for column in [
+        "country",
+        "asn",
+        "asn_org",
+        "source",
+        "channel",
+        "screen_class",
+    ] {
+        assert!(
+            migrate::column_exists(&db, "events", column)
+                .await
+                .expect("columns"),
+            "{column}"
+        );
     }
 }
 
@@ -68,7 +109,9 @@ async fn an_interrupted_add_column_migration_reruns() {
 async fn every_event_column_round_trips() {
     let database = fresh_database("roundtrip");
     let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    migrate::run(&store::server_client(&cfg), &database)
+        .await
+        .expect("migrate");
     let db = store::client(&cfg);
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
     let event = Event {
@@ -111,8 +154,29 @@ async fn every_event_column_round_trips() {
         source: "Yandex".into(),
         channel: "Organic Search",
         screen_class: "laptop",
+        session: headcount::sessions::Session {
+            id: u64::MAX - 7,
+            start: ts - time::Duration::minutes(5),
+            started: true,
+            bounce: -1,
+            seconds: 4_000_000_000,
+            entry: std::sync::Arc::new(headcount::sessions::Entry {
+                page: "/вход".into(),
+                source: "Google".into(),
+                channel: "Paid Search",
+                referrer: "google.com".into(),
+                utm_source: "us".into(),
+                utm_medium: "um".into(),
+                utm_campaign: "uc".into(),
+                utm_content: "uco".into(),
+                utm_term: "ut".into(),
+            }),
+        },
     };
-    let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
+    let mut ins = db
+        .insert::<EventRow<'static>>("events")
+        .await
+        .expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
     ins.end().await.expect("end");
     let text: String = db
@@ -120,13 +184,19 @@ async fn every_event_column_round_trips() {
             "SELECT concat(site,'|',toString(toUnixTimestamp(ts)),'|',name,'|',hex(visitor_id),'|',ip_prefix,'|',hostname,'|',pathname,'|',referrer_host,'|',referrer_path,'|',\
              utm_source,utm_medium,utm_campaign,utm_content,utm_term,ref_param,source_param,'|',browser,'|',browser_version,'|',os,'|',os_version,'|',device,'|',\
              toString(screen_width),'|',toString(interactive),'|',toString(revenue_micros),'|',revenue_currency,'|',arrayStringConcat(prop_keys,','),'|',arrayStringConcat(prop_values,','),'|',\
-             country,'|',region,'|',city,'|',toString(asn),'|',asn_org,'|',source,'|',channel,'|',screen_class) FROM events",
+             country,'|',region,'|',city,'|',toString(asn),'|',asn_org,'|',source,'|',channel,'|',screen_class,'|',\
+             toString(session_id),'|',toString(toUnixTimestamp(session_start)),'|',toString(session_visit),'|',toString(session_bounce),'|',toString(session_seconds),'|',\
+             session_entry_page,'|',session_source,'|',session_channel,'|',session_referrer,'|',session_utm_source,session_utm_medium,session_utm_campaign,session_utm_content,session_utm_term) FROM events",
         )
         .fetch_one()
         .await
         .expect("one row");
     assert_eq!(
         text,
-        format!("example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3|RU|Moscow|Москва|4200000001|YANDEX LLC|Yandex|Organic Search|laptop", "AB".repeat(16))
+        format!(
+            "example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3|RU|Moscow|Москва|4200000001|YANDEX LLC|Yandex|Organic Search|laptop|{}|1794999700|1|-1|4000000000|/вход|Google|Paid Search|google.com|usumucucout",
+            "AB".repeat(16),
+            u64::MAX - 7
+        )
     );
 }

@@ -1,18 +1,33 @@
--- One row per value of a dimension, from the rollup (no filters). For
--- session-constant dimensions (`per_visit` = 1) visits, bounces and
--- duration are the visits started in the range; for event-level ones
--- (page, event, screen) visits are the distinct visits with such an event.
+-- One row per value of a dimension, from rollup_daily (no filters).
+-- Visitors are summed over days (visitor-days). For session-constant
+-- dimensions visits, bounces and duration are the visits started in the
+-- range (`visits_merge` = sumMerge(visits)); for event-level ones (page, event,
+-- screen) visits are the distinct visits with such an event, per day
+-- (`visits_merge` = uniqIfMerge(sessions)).
 SELECT
     value,
-    uniqMerge(visitors) AS visitors,
-    if(/*per_visit*/(1) = 1, sumMerge(visits), uniqIfMerge(sessions)) AS visits,
-    sumMerge(pageviews) AS pageviews,
-    sumMerge(events) AS events,
-    sumMerge(bounces) AS bounces,
-    sumMerge(duration) AS duration
-FROM rollup_hourly
-WHERE site = /*site*/('example.com')
-    AND dim = /*dim_name*/('source')
-    AND hour >= /*from*/('2024-01-01 00:00:00')
-    AND hour < /*to*/('2024-01-31 00:00:00')
+    toUInt64(sum(visitors)) AS visitors,
+    toUInt64(sum(visits)) AS visits,
+    toUInt64(sum(pageviews)) AS pageviews,
+    toUInt64(sum(events)) AS events,
+    toInt64(sum(bounces)) AS bounces,
+    toUInt64(sum(duration)) AS duration
+FROM
+(
+    SELECT
+        value,
+        day,
+        uniqMerge(visitors) AS visitors,
+        /*visits_merge*/(sumMerge(visits)) AS visits,
+        sumMerge(pageviews) AS pageviews,
+        sumMerge(events) AS events,
+        sumMerge(bounces) AS bounces,
+        sumMerge(duration) AS duration
+    FROM rollup_daily
+    PREWHERE site = /*site*/('example.com')
+        AND dim = /*dim_name*/('source')
+    WHERE day >= /*first_day*/('2024-01-01')
+        AND day <= /*last_day*/('2024-01-30')
+    GROUP BY value, day
+)
 GROUP BY value;
