@@ -10,15 +10,11 @@ fn main() {
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let mut code = String::new();
-    for (name, dir, ext) in [
-        ("DASHBOARDS", "dashboards", "toml"),
-        ("PANEL_QUERIES", "sql/queries/panels", "sql"),
-    ] {
+    for (name, dir, ext) in [("DASHBOARDS", "dashboards", "toml"), ("PANEL_QUERIES", "sql/queries/panels", "sql")] {
         let dir = Path::new(&root).join(dir);
         println!("cargo:rerun-if-changed={}", dir.display());
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
         files.retain(|p| p.extension().is_some_and(|e| e == ext));
         files.sort();
         let _ = writeln!(code, "pub const {name}: &[(&str, &str)] = &[");

@@ -18,28 +18,18 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const BODY: &[u8] = br#"{"n":"pageview","u":"https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email","d":"example.com","r":"https://www.google.com/search?q=x","w":1440}"#;
 
 fn pieces(c: &mut Criterion) {
     let peer: SocketAddr = "10.0.0.1:5555".parse().expect("addr");
     let trusted = vec!["10.0.0.0/8".parse().expect("cidr")];
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-forwarded-for",
-        "198.51.100.77, 10.0.0.2".parse().expect("hv"),
-    );
-    c.bench_function("client_ip/xff_trusted", |b| {
-        b.iter(|| client_ip(black_box(peer), &headers, &trusted))
-    });
+    headers.insert("x-forwarded-for", "198.51.100.77, 10.0.0.2".parse().expect("hv"));
+    c.bench_function("client_ip/xff_trusted", |b| b.iter(|| client_ip(black_box(peer), &headers, &trusted)));
     c.bench_function("client_ip/untrusted_peer", |b| {
-        b.iter(|| {
-            client_ip(
-                black_box("203.0.113.9:1".parse().expect("addr")),
-                &headers,
-                &trusted,
-            )
-        })
+        b.iter(|| client_ip(black_box("203.0.113.9:1".parse().expect("addr")), &headers, &trusted))
     });
 
     let salt = Salt::generate().expect("rng");
@@ -58,29 +48,27 @@ fn pieces(c: &mut Criterion) {
     let book = SaltBook::new();
     let today = time::OffsetDateTime::now_utc().date();
     book.adopt(today, Salt::generate().expect("rng"));
-    book.adopt(
-        today.previous_day().expect("day"),
-        Salt::generate().expect("rng"),
-    );
-    c.bench_function("privacy/salt_lookup", |b| {
-        b.iter(|| book.get(black_box(today)))
-    });
+    book.adopt(today.previous_day().expect("day"), Salt::generate().expect("rng"));
+    c.bench_function("privacy/salt_lookup", |b| b.iter(|| book.get(black_box(today))));
     c.bench_function("privacy/truncate_v4", |b| {
         b.iter(|| privacy::ip::truncate(black_box("198.51.100.77".parse().expect("ip"))))
     });
 
-    c.bench_function("payload/plausible_json", |b| {
-        b.iter(|| payload::from_json(black_box(BODY)))
-    });
+    c.bench_function("payload/plausible_json", |b| b.iter(|| payload::from_json(black_box(BODY))));
     c.bench_function("payload/pixel_query", |b| {
-        b.iter(|| payload::from_pixel_query(black_box("d=example.com&u=https%3A%2F%2Fexample.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F"), None))
+        b.iter(|| {
+            payload::from_pixel_query(
+                black_box(
+                    "d=example.com&u=https%3A%2F%2Fexample.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F",
+                ),
+                None,
+            )
+        })
     });
     c.bench_function("url/page_url", |b| {
         b.iter(|| {
             url::page_url(
-                black_box(
-                    "https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email&x=1",
-                ),
+                black_box("https://example.com/blog/some-post?utm_source=newsletter&utm_medium=email&x=1"),
                 2000,
                 false,
             )
@@ -89,19 +77,11 @@ fn pieces(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let mut raw = RawConfig {
-        sites: vec![RawSite {
-            domain: "example.com".into(),
-        }],
-        ..RawConfig::default()
-    };
+    let mut raw = RawConfig { sites: vec![RawSite { domain: "example.com".into() }], ..RawConfig::default() };
     raw.privacy.trusted_proxies = vec!["10.0.0.0/8".into()];
     let config = Arc::new(raw.validate(std::path::Path::new("/")).expect("config"));
     let salts = Arc::new(SaltBook::new());
-    salts.adopt(
-        time::OffsetDateTime::now_utc().date(),
-        Salt::generate().expect("rng"),
-    );
+    salts.adopt(time::OffsetDateTime::now_utc().date(), Salt::generate().expect("rng"));
     let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 20);
     let ingest = Ingest {
         config,

@@ -31,7 +31,8 @@ const CORPUS: &str = include_str!("data/user_agents.txt");
 /// The same rules file `ua.rs` embeds.
 const REGEXES: &str = include_str!("../data/uap-core/regexes.yaml");
 /// A common, current desktop browser.
-const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
 fn corpus() -> Vec<&'static str> {
     CORPUS.lines().filter(|l| !l.is_empty()).collect()
@@ -40,11 +41,9 @@ fn corpus() -> Vec<&'static str> {
 fn uncached(c: &mut Criterion) {
     let uas = corpus();
 
-    let regexes: ua_parser::Regexes<'static> =
-        serde_yaml::from_str(REGEXES).expect("regexes.yaml deserializes");
+    let regexes: ua_parser::Regexes<'static> = serde_yaml::from_str(REGEXES).expect("regexes.yaml deserializes");
     let uap_rust = ua_parser::Extractor::try_from(regexes).expect("ua-parser compiles");
-    let uaparser_unicode =
-        uaparser::UserAgentParser::from_bytes(REGEXES.as_bytes()).expect("uaparser compiles");
+    let uaparser_unicode = uaparser::UserAgentParser::from_bytes(REGEXES.as_bytes()).expect("uaparser compiles");
     let uaparser_ascii = uaparser::UserAgentParser::builder()
         .with_unicode_support(false)
         .build_from_bytes(REGEXES.as_bytes())

@@ -41,12 +41,7 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        events: 10_000_000,
-        runs: 30,
-        database: None,
-        keep: false,
-    };
+    let mut a = Args { events: 10_000_000, runs: 30, database: None, keep: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow::anyhow!("{arg} needs a value"));
@@ -188,10 +183,7 @@ async fn main() -> anyhow::Result<()> {
     let db = server.clone().with_database(&database);
 
     let today = OffsetDateTime::now_utc().date();
-    let range = DateRange {
-        from: today - time::Duration::days(29),
-        to: today,
-    };
+    let range = DateRange { from: today - time::Duration::days(29), to: today };
     let have: u64 = db.query("SELECT count() FROM events WHERE site = ?").bind(SITE).fetch_one().await?;
     if have == 0 {
         eprintln!("loading {} events into {database} …", a.events);
@@ -231,21 +223,9 @@ async fn main() -> anyhow::Result<()> {
     let engine = Engine::new(db.clone(), panels);
     let cold = engine.clone().without_day_cache();
     let raw = cold.clone().raw_only();
-    let req = |filters: Vec<Filter>| StatsRequest {
-        site: SITE.into(),
-        range,
-        filters,
-        prop: None,
-    };
-    let day = StatsRequest {
-        range: DateRange { from: today, to: today },
-        ..req(vec![])
-    };
-    let filter = |d: Dimension, v: &str| Filter {
-        dimension: d,
-        value: v.into(),
-        prop: None,
-    };
+    let req = |filters: Vec<Filter>| StatsRequest { site: SITE.into(), range, filters, prop: None };
+    let day = StatsRequest { range: DateRange { from: today, to: today }, ..req(vec![]) };
+    let filter = |d: Dimension, v: &str| Filter { dimension: d, value: v.into(), prop: None };
     let all = req(vec![]);
     let runs = a.runs;
     let mut report = Report { rows: Vec::new() };
@@ -256,15 +236,9 @@ async fn main() -> anyhow::Result<()> {
         let e = e.clone();
         let all = all.clone();
         async move {
-            let previous = StatsRequest {
-                range: all.range.previous(),
-                ..all.clone()
-            };
-            let (agg, prev, ts) = tokio::try_join!(
-                e.aggregate(&all),
-                e.aggregate(&previous),
-                e.timeseries(&all, Interval::Day)
-            )?;
+            let previous = StatsRequest { range: all.range.previous(), ..all.clone() };
+            let (agg, prev, ts) =
+                tokio::try_join!(e.aggregate(&all), e.aggregate(&previous), e.timeseries(&all, Interval::Day))?;
             Ok::<_, headcount::stats::StatsError>((agg, prev, ts))
         }
     };
@@ -283,7 +257,13 @@ async fn main() -> anyhow::Result<()> {
     report.add("timeseries, 30 days by day", &plan(&engine, &all), r1, Some(c1), Some(r2));
     let r1 = measure(runs, || engine.timeseries(&day, Interval::Hour)).await?;
     let r2 = measure(runs, || raw.timeseries(&day, Interval::Hour)).await?;
-    report.add("timeseries, today by hour", &format!("{:?}", engine.timeseries_plan(&day, Interval::Hour)), r1, None, Some(r2));
+    report.add(
+        "timeseries, today by hour",
+        &format!("{:?}", engine.timeseries_plan(&day, Interval::Hour)),
+        r1,
+        None,
+        Some(r2),
+    );
     for (name, f) in [
         ("source = Google", filter(Dimension::Source, "Google")),
         ("country = DE", filter(Dimension::Country, "DE")),
@@ -337,8 +317,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "30 days: {} visitors, {} visits, {} pageviews, {} events, bounce rate {:.1} %, visit duration {:.0} s (raw scan: {} visitors, {} visits, {} pageviews).\n",
-        agg.visitors, agg.visits, agg.pageviews, agg.events, agg.bounce_rate, agg.visit_duration,
-        agg_raw.visitors, agg_raw.visits, agg_raw.pageviews
+        agg.visitors,
+        agg.visits,
+        agg.pageviews,
+        agg.events,
+        agg.bounce_rate,
+        agg.visit_duration,
+        agg_raw.visitors,
+        agg_raw.visits,
+        agg_raw.pageviews
     );
     println!("| call | source | p50 ms | p95 ms | no day cache p50 | p95 | raw events p50 | p95 |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");

@@ -96,11 +96,7 @@ impl Running {
 }
 
 /// Migrate ClickHouse, agree today's salt, start the writer and the server.
-pub async fn start(
-    listener: TcpListener,
-    config: Config,
-    opts: Options,
-) -> Result<Running, AppError> {
+pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Result<Running, AppError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let health = Arc::new(Health::default());
@@ -150,11 +146,8 @@ pub async fn start(
     let writer = tokio::spawn(writer.run(rx, stop_rx.clone()));
     let keeper_task = {
         let keeper = keeper.clone();
-        let (server_client, database, health) = (
-            server_client.clone(),
-            config.clickhouse.database.clone(),
-            health.clone(),
-        );
+        let (server_client, database, health) =
+            (server_client.clone(), config.clickhouse.database.clone(), health.clone());
         let mut stop_rx = stop_rx.clone();
         tokio::spawn(async move {
             if !bootstrapped {
@@ -193,10 +186,7 @@ pub async fn start(
         config: config.clone(),
         ua: Arc::new(UaParser::embedded(10_000)?),
         geo,
-        referrers: Arc::new(Referrers::new(
-            &config.referrers.sources,
-            &config.referrers.spam,
-        )),
+        referrers: Arc::new(Referrers::new(&config.referrers.sources, &config.referrers.spam)),
         salts: salts.clone(),
         bridge,
         sessions: Arc::new(crate::sessions::Sessions::new(200_000)),
@@ -211,16 +201,7 @@ pub async fn start(
         .map_err(|e| AppError::Io(std::io::Error::other(e)))?;
     let server = tokio::spawn(serve(listener, ingest, Arc::new(dashboard), stop_rx, opts.drain_timeout));
     tracing::info!(%addr, sites = config.sites.len(), ip_mode = ?config.privacy.ip_mode, "headcount listening");
-    Ok(Running {
-        addr,
-        metrics,
-        salts,
-        keeper,
-        stop,
-        server,
-        writer,
-        keeper_task,
-    })
+    Ok(Running { addr, metrics, salts, keeper, stop, server, writer, keeper_task })
 }
 
 /// Start, then run until `shutdown` resolves, then shut down cleanly.
@@ -246,28 +227,16 @@ enum Bootstrap {
 }
 
 /// Apply migrations and agree today's salt.
-async fn bootstrap(
-    server: &clickhouse::Client,
-    database: &str,
-    keeper: &SaltKeeper,
-) -> Result<(), Bootstrap> {
+async fn bootstrap(server: &clickhouse::Client, database: &str, keeper: &SaltKeeper) -> Result<(), Bootstrap> {
     let classify_store = |e: StoreError| {
         let unreachable = matches!(
             &e,
-            StoreError::ClickHouse(
-                clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut
-            )
+            StoreError::ClickHouse(clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut)
         );
         let e = AppError::Store(e);
-        if unreachable {
-            Bootstrap::Unreachable(e)
-        } else {
-            Bootstrap::Fatal(e)
-        }
+        if unreachable { Bootstrap::Unreachable(e) } else { Bootstrap::Fatal(e) }
     };
-    store::migrate::run(server, database)
-        .await
-        .map_err(classify_store)?;
+    store::migrate::run(server, database).await.map_err(classify_store)?;
     match keeper.tick().await {
         Ok(()) => Ok(()),
         Err(KeeperError::Store(e)) => Err(classify_store(e)),
@@ -284,11 +253,7 @@ async fn serve(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).keep_alive(true);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -325,10 +290,7 @@ async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("some connections did not finish in time");
     }
 }

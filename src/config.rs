@@ -231,11 +231,7 @@ pub struct RawDashboard {
 
 impl Default for RawDashboard {
     fn default() -> Self {
-        RawDashboard {
-            k_threshold: 10,
-            site_k_threshold: Default::default(),
-            session_hours: 168,
-        }
+        RawDashboard { k_threshold: 10, site_k_threshold: Default::default(), session_hours: 168 }
     }
 }
 
@@ -279,11 +275,7 @@ impl Default for RawGeo {
 
 impl Default for RawServer {
     fn default() -> Self {
-        RawServer {
-            listen: "127.0.0.1:8080".into(),
-            max_body_bytes: 64 * 1024,
-            max_url_bytes: 2000,
-        }
+        RawServer { listen: "127.0.0.1:8080".into(), max_body_bytes: 64 * 1024, max_url_bytes: 2000 }
     }
 }
 
@@ -314,42 +306,17 @@ impl Default for RawPrivacy {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog {
-            format: "text".into(),
-            level: "info".into(),
-        }
+        RawLog { format: "text".into(), level: "info".into() }
     }
 }
 
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
-    (
-        "clickhouse",
-        &[
-            "url",
-            "database",
-            "user",
-            "password",
-            "batch_rows",
-            "batch_interval_ms",
-            "queue_capacity",
-        ],
-    ),
-    (
-        "privacy",
-        &[
-            "ip_mode",
-            "trusted_proxies",
-            "salt_key_file",
-            "salt_grace_minutes",
-        ],
-    ),
+    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms", "queue_capacity"]),
+    ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
     ("log", &["format", "level"]),
-    (
-        "geo",
-        &["country_db", "asn_db", "city_db", "reload_interval_seconds"],
-    ),
+    ("geo", &["country_db", "asn_db", "city_db", "reload_interval_seconds"]),
     ("referrers", &["sources_file", "spam_domains", "spam_file"]),
     ("dashboard", &["k_threshold", "site_k_threshold", "session_hours"]),
 ];
@@ -379,10 +346,7 @@ impl Config {
                 continue;
             }
             let key = rest.to_ascii_lowercase().replace("__", ".");
-            let value: Value = v
-                .as_ref()
-                .parse()
-                .unwrap_or_else(|_| Value::from(v.as_ref().to_string()));
+            let value: Value = v.as_ref().parse().unwrap_or_else(|_| Value::from(v.as_ref().to_string()));
             fig = fig.merge(Serialized::defaults(figment::util::nest(&key, value)));
         }
         problems.extend(unknown_keys(&fig));
@@ -430,10 +394,7 @@ fn unknown_keys(fig: &Figment) -> Vec<String> {
         for d in dicts {
             for k in d.keys() {
                 if !keys.contains(&k.as_str()) {
-                    out.push(format!(
-                        "unknown key `{k}` in [{section}] (known: {})",
-                        keys.join(", ")
-                    ));
+                    out.push(format!("unknown key `{k}` in [{section}] (known: {})", keys.join(", ")));
                 }
             }
         }
@@ -457,10 +418,7 @@ impl RawConfig {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| {
-                p.push(format!(
-                    "server.listen: `{}` is not an address like 127.0.0.1:8080",
-                    self.server.listen
-                ))
+                p.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen))
             })
             .ok();
         if self.server.max_body_bytes < 1024 || self.server.max_body_bytes > 16 * 1024 * 1024 {
@@ -473,21 +431,10 @@ impl RawConfig {
         let ch = &self.clickhouse;
         match url::Url::parse(&ch.url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => p.push(format!(
-                "clickhouse.url: `{}` is not an http(s) URL",
-                ch.url
-            )),
+            _ => p.push(format!("clickhouse.url: `{}` is not an http(s) URL", ch.url)),
         }
-        if ch.database.is_empty()
-            || !ch
-                .database
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            p.push(format!(
-                "clickhouse.database: `{}` must be non-empty letters, digits or _",
-                ch.database
-            ));
+        if ch.database.is_empty() || !ch.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            p.push(format!("clickhouse.database: `{}` must be non-empty letters, digits or _", ch.database));
         }
         if ch.batch_rows == 0 || ch.batch_rows > 1_000_000 {
             p.push("clickhouse.batch_rows: must be between 1 and 1000000".into());
@@ -503,22 +450,17 @@ impl RawConfig {
             "hash" => Some(IpMode::Hash),
             "truncate" => Some(IpMode::Truncate),
             other => {
-                p.push(format!(
-                    "privacy.ip_mode: `{other}` must be \"hash\" or \"truncate\""
-                ));
+                p.push(format!("privacy.ip_mode: `{other}` must be \"hash\" or \"truncate\""));
                 None
             }
         };
         let mut trusted_proxies = Vec::new();
         for cidr in &self.privacy.trusted_proxies {
-            match cidr
-                .parse::<IpNet>()
-                .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
-            {
+            match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(net) => trusted_proxies.push(net.trunc()),
-                Err(_) => p.push(format!(
-                    "privacy.trusted_proxies: `{cidr}` is not a CIDR like 10.0.0.0/8 or an address"
-                )),
+                Err(_) => {
+                    p.push(format!("privacy.trusted_proxies: `{cidr}` is not a CIDR like 10.0.0.0/8 or an address"))
+                }
             }
         }
         if self.privacy.salt_key_file.is_empty() {
@@ -537,13 +479,9 @@ impl RawConfig {
             let valid = !d.is_empty()
                 && d.len() <= 253
                 && !d.contains("://")
-                && d.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
+                && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
             if !valid {
-                p.push(format!(
-                    "sites[{i}].domain: `{}` must be a bare host name like example.com",
-                    s.domain
-                ));
+                p.push(format!("sites[{i}].domain: `{}` must be a bare host name like example.com", s.domain));
             } else if sites.iter().any(|x: &SiteConfig| x.domain == d) {
                 p.push(format!("sites[{i}].domain: `{d}` is listed twice"));
             } else {
@@ -555,17 +493,12 @@ impl RawConfig {
             "text" => Some(LogFormat::Text),
             "json" => Some(LogFormat::Json),
             other => {
-                p.push(format!(
-                    "log.format: `{other}` must be \"text\" or \"json\""
-                ));
+                p.push(format!("log.format: `{other}` must be \"text\" or \"json\""));
                 None
             }
         };
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            p.push(format!(
-                "log.level: `{}` is not a tracing filter like \"info\"",
-                self.log.level
-            ));
+            p.push(format!("log.level: `{}` is not a tracing filter like \"info\"", self.log.level));
         }
 
         let resolve = |p: &str| {
@@ -606,18 +539,11 @@ impl RawConfig {
                     privacy: PrivacyConfig {
                         ip_mode,
                         trusted_proxies,
-                        salt_key_file: if key.is_absolute() {
-                            key
-                        } else {
-                            base_dir.join(key)
-                        },
+                        salt_key_file: if key.is_absolute() { key } else { base_dir.join(key) },
                         salt_grace: Duration::from_secs(self.privacy.salt_grace_minutes * 60),
                     },
                     sites,
-                    log: LogConfig {
-                        format,
-                        level: self.log.level.clone(),
-                    },
+                    log: LogConfig { format, level: self.log.level.clone() },
                     geo,
                     referrers,
                     dashboard,
@@ -632,11 +558,7 @@ impl RawConfig {
 impl RawReferrers {
     /// Read the operator's sources and spam files now, so `config check`
     /// reports their problems with everything else.
-    fn validate(
-        &self,
-        p: &mut Vec<String>,
-        path: &dyn Fn(&str) -> Option<PathBuf>,
-    ) -> ReferrersConfig {
+    fn validate(&self, p: &mut Vec<String>, path: &dyn Fn(&str) -> Option<PathBuf>) -> ReferrersConfig {
         use crate::enrich::source;
         let mut out = ReferrersConfig::default();
         if let Some(file) = path(&self.sources_file) {
@@ -644,39 +566,27 @@ impl RawReferrers {
                 Ok(text) => match source::parse_sources(&text) {
                     Ok(defs) => out.sources = defs,
                     Err(problems) => p.extend(
-                        problems
-                            .into_iter()
-                            .map(|e| format!("referrers.sources_file {}: {e}", file.display())),
+                        problems.into_iter().map(|e| format!("referrers.sources_file {}: {e}", file.display())),
                     ),
                 },
-                Err(e) => p.push(format!(
-                    "referrers.sources_file: cannot read {}: {e}",
-                    file.display()
-                )),
+                Err(e) => p.push(format!("referrers.sources_file: cannot read {}: {e}", file.display())),
             }
         }
         for d in &self.spam_domains {
             match source::spam_host(d) {
                 Some(h) => out.spam.push(h),
-                None => p.push(format!(
-                    "referrers.spam_domains: `{d}` is not a host name like spam.example"
-                )),
+                None => p.push(format!("referrers.spam_domains: `{d}` is not a host name like spam.example")),
             }
         }
         if let Some(file) = path(&self.spam_file) {
             match std::fs::read_to_string(&file) {
                 Ok(text) => match source::parse_spam(&text) {
                     Ok(hosts) => out.spam.extend(hosts),
-                    Err(problems) => p.extend(
-                        problems
-                            .into_iter()
-                            .map(|e| format!("referrers.spam_file {}: {e}", file.display())),
-                    ),
+                    Err(problems) => {
+                        p.extend(problems.into_iter().map(|e| format!("referrers.spam_file {}: {e}", file.display())))
+                    }
                 },
-                Err(e) => p.push(format!(
-                    "referrers.spam_file: cannot read {}: {e}",
-                    file.display()
-                )),
+                Err(e) => p.push(format!("referrers.spam_file: cannot read {}: {e}", file.display())),
             }
         }
         out
@@ -702,21 +612,10 @@ mod tests {
         assert_eq!(cfg.clickhouse.database, "headcount");
         assert_eq!(cfg.privacy.ip_mode, IpMode::Hash);
         assert!(cfg.privacy.trusted_proxies.is_empty());
-        assert_eq!(
-            cfg.sites,
-            vec![SiteConfig {
-                domain: "example.com".into()
-            }]
-        );
+        assert_eq!(cfg.sites, vec![SiteConfig { domain: "example.com".into() }]);
         let defaults = RawConfig::default();
-        assert_eq!(
-            cfg.clickhouse.batch_rows as u64,
-            defaults.clickhouse.batch_rows
-        );
-        assert_eq!(
-            cfg.server.max_body_bytes as u64,
-            defaults.server.max_body_bytes
-        );
+        assert_eq!(cfg.clickhouse.batch_rows as u64, defaults.clickhouse.batch_rows);
+        assert_eq!(cfg.server.max_body_bytes as u64, defaults.server.max_body_bytes);
     }
 
     #[test]
@@ -726,10 +625,7 @@ mod tests {
             &[
                 ("HEADCOUNT_CLICKHOUSE__URL", "http://10.0.0.5:8123"),
                 ("HEADCOUNT_PRIVACY__IP_MODE", "truncate"),
-                (
-                    "HEADCOUNT_PRIVACY__TRUSTED_PROXIES",
-                    "[\"10.0.0.0/8\", \"::1\"]",
-                ),
+                ("HEADCOUNT_PRIVACY__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"::1\"]"),
                 ("HEADCOUNT_CLICKHOUSE__BATCH_ROWS", "10"),
                 ("UNRELATED", "x"),
                 ("HEADCOUNT_TEST_CLICKHOUSE_URL", "http://elsewhere"),
@@ -795,10 +691,7 @@ mod tests {
         let path = dir.path().join("headcount.toml");
         std::fs::write(&path, EXAMPLE).expect("write");
         let cfg = Config::load(&path, std::iter::empty::<(String, String)>()).expect("valid");
-        assert_eq!(
-            cfg.geo.country_db,
-            Some(dir.path().join("geo/country.mmdb"))
-        );
+        assert_eq!(cfg.geo.country_db, Some(dir.path().join("geo/country.mmdb")));
         assert_eq!(cfg.geo.asn_db, Some(dir.path().join("geo/asn.csv")));
         assert_eq!(cfg.geo.city_db, None);
         assert_eq!(cfg.geo.reload_interval, Duration::from_secs(30));
@@ -816,23 +709,14 @@ mod tests {
                 ("HEADCOUNT_GEO__COUNTRY_DB", ""),
                 ("HEADCOUNT_REFERRERS__SOURCES_FILE", "sources.toml"),
                 ("HEADCOUNT_REFERRERS__SPAM_FILE", "spam.txt"),
-                (
-                    "HEADCOUNT_REFERRERS__SPAM_DOMAINS",
-                    "[\"www.Spam-Two.example\"]",
-                ),
+                ("HEADCOUNT_REFERRERS__SPAM_DOMAINS", "[\"www.Spam-Two.example\"]"),
             ],
         )
         .expect("valid");
         assert_eq!(cfg.geo.city_db, Some(PathBuf::from("/srv/geo/city.mmdb")));
         assert_eq!(cfg.geo.country_db, None, "empty disables");
         assert_eq!(cfg.referrers.sources.len(), 1);
-        assert_eq!(
-            cfg.referrers.spam,
-            vec![
-                "spam-two.example".to_string(),
-                "spam-one.example".to_string()
-            ]
-        );
+        assert_eq!(cfg.referrers.spam, vec!["spam-two.example".to_string(), "spam-one.example".to_string()]);
     }
 
     #[test]
@@ -840,8 +724,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("headcount.toml");
         std::fs::write(&path, EXAMPLE).expect("write");
-        std::fs::write(dir.path().join("sources.toml"), "[[source]]\nname = \"\"\n")
-            .expect("write");
+        std::fs::write(dir.path().join("sources.toml"), "[[source]]\nname = \"\"\n").expect("write");
         let err = Config::load(
             &path,
             [

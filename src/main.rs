@@ -86,9 +86,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -99,15 +97,11 @@ fn init_logging(cfg: &Config) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config {
-            action: ConfigAction::Example,
-        } => {
+        Command::Config { action: ConfigAction::Example } => {
             print!("{EXAMPLE}");
             Ok(())
         }
-        Command::Config {
-            action: ConfigAction::Check,
-        } => {
+        Command::Config { action: ConfigAction::Check } => {
             let cfg = load(&cli.config)?;
             println!(
                 "{}: OK ({} site(s), ip_mode {:?}, ClickHouse {} database {})",
@@ -119,24 +113,15 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key {
-            action: KeyAction::Generate,
-        } => {
+        Command::Key { action: KeyAction::Generate } => {
             let cfg = load(&cli.config)?;
             let key = headcount::privacy::seal::SaltKey::generate()?;
             let path = &cfg.privacy.salt_key_file;
-            salt_keeper::write_key(path, &key)
-                .with_context(|| format!("writing {}", path.display()))?;
-            println!(
-                "wrote {} (fingerprint {})",
-                path.display(),
-                key.fingerprint()
-            );
+            salt_keeper::write_key(path, &key).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {} (fingerprint {})", path.display(), key.fingerprint());
             Ok(())
         }
-        Command::Salts {
-            action: SaltsAction::Status,
-        } => {
+        Command::Salts { action: SaltsAction::Status } => {
             let cfg = load(&cli.config)?;
             let db = store::client(&cfg.clickhouse);
             let grace = cfg.privacy.salt_grace;
@@ -155,12 +140,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let cfg = load(&cli.config)?;
             init_logging(&cfg);
-            let applied = store::migrate::run(
-                &store::server_client(&cfg.clickhouse),
-                &cfg.clickhouse.database,
-            )
-            .await
-            .with_context(|| format!("migrating ClickHouse at {}", cfg.clickhouse.url))?;
+            let applied = store::migrate::run(&store::server_client(&cfg.clickhouse), &cfg.clickhouse.database)
+                .await
+                .with_context(|| format!("migrating ClickHouse at {}", cfg.clickhouse.url))?;
             println!("{} migration(s) applied", applied.len());
             Ok(())
         }

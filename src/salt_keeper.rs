@@ -62,18 +62,11 @@ pub enum KeeperError {
         "the salt stored for {day} does not open with the salt key (fingerprint {ours}; the salt was sealed under key {theirs}). \
          Every instance sharing this ClickHouse needs the same salt_key_file"
     )]
-    WrongKey {
-        day: Date,
-        ours: String,
-        theirs: String,
-    },
+    WrongKey { day: Date, ours: String, theirs: String },
     #[error(transparent)]
     Seal(#[from] SealError),
     #[error("salt key file {path}: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KeyFile { path: String, source: std::io::Error },
     #[error("salt key file {path}: {source}")]
     KeyFormat { path: String, source: SealError },
 }
@@ -118,24 +111,19 @@ impl SaltKeeper {
     fn adopt_earliest(&self, day: Date, rows: &[SaltRow]) -> Result<Arc<Salt>, KeeperError> {
         let Some(first) = rows.first() else {
             // Our own proposal is not visible: treat as a store failure.
-            return Err(KeeperError::Store(StoreError::ClickHouse(
-                clickhouse::error::Error::Custom("salt proposal not visible after insert".into()),
-            )));
+            return Err(KeeperError::Store(StoreError::ClickHouse(clickhouse::error::Error::Custom(
+                "salt proposal not visible after insert".into(),
+            ))));
         };
-        let sealed = Sealed {
-            nonce: first.nonce,
-            ciphertext: first.sealed.clone(),
-        };
+        let sealed = Sealed { nonce: first.nonce, ciphertext: first.sealed.clone() };
         match seal::open(&self.key, day, &first.proposal_id, &sealed) {
             Ok(salt) => {
                 tracing::info!(%day, proposals = rows.len(), "salt for day agreed");
                 Ok(self.book.adopt(day, salt))
             }
-            Err(_) => Err(KeeperError::WrongKey {
-                day,
-                ours: self.key.fingerprint(),
-                theirs: first.key_fingerprint.clone(),
-            }),
+            Err(_) => {
+                Err(KeeperError::WrongKey { day, ours: self.key.fingerprint(), theirs: first.key_fingerprint.clone() })
+            }
         }
     }
 
@@ -163,9 +151,7 @@ impl SaltKeeper {
         let now = self.clock.now();
         let today = now.date();
         let held_today = self.ensure(today).await;
-        self.metrics
-            .salt_ready
-            .set(i64::from(self.book.get(today).is_some()));
+        self.metrics.salt_ready.set(i64::from(self.book.get(today).is_some()));
         held_today?;
         if let Some(tomorrow) = today.next_day().filter(|_| now.hour() >= PROPOSE_FROM_HOUR) {
             if self.book.get(tomorrow).is_none() {
@@ -184,11 +170,7 @@ impl SaltKeeper {
     pub async fn destroy_expired(&self, now: OffsetDateTime) -> Result<(), KeeperError> {
         let today = now.date();
         let since_midnight = now - now.replace_time(Time::MIDNIGHT);
-        let keep_from = if since_midnight >= self.grace {
-            today
-        } else {
-            today.previous_day().unwrap_or(today)
-        };
+        let keep_from = if since_midnight >= self.grace { today } else { today.previous_day().unwrap_or(today) };
         let forgotten = self.book.forget_before(keep_from);
         if !forgotten.is_empty() {
             self.bridge.clear();
@@ -213,8 +195,7 @@ impl SaltKeeper {
             }
             let now = self.clock.now();
             let to_midnight = (now.replace_time(Time::MIDNIGHT) + time::Duration::DAY) - now;
-            let wait =
-                to_midnight.unsigned_abs().min(Duration::from_secs(30)) + Duration::from_millis(50);
+            let wait = to_midnight.unsigned_abs().min(Duration::from_secs(30)) + Duration::from_millis(50);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -228,23 +209,14 @@ impl SaltKeeper {
 pub fn load_or_create_key(path: &Path, create: bool) -> Result<SaltKey, KeeperError> {
     let shown = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => SaltKey::from_hex(&text).map_err(|source| KeeperError::KeyFormat {
-            path: shown,
-            source,
-        }),
+        Ok(text) => SaltKey::from_hex(&text).map_err(|source| KeeperError::KeyFormat { path: shown, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key = SaltKey::generate()?;
-            write_key(path, &key).map_err(|source| KeeperError::KeyFile {
-                path: shown.clone(),
-                source,
-            })?;
+            write_key(path, &key).map_err(|source| KeeperError::KeyFile { path: shown.clone(), source })?;
             tracing::warn!(path = %shown, fingerprint = %key.fingerprint(), "created a new salt key; copy it to every instance sharing this ClickHouse");
             Ok(key)
         }
-        Err(source) => Err(KeeperError::KeyFile {
-            path: shown,
-            source,
-        }),
+        Err(source) => Err(KeeperError::KeyFile { path: shown, source }),
     }
 }
 

@@ -116,14 +116,7 @@ pub struct Session {
 impl Session {
     /// An event outside any visit.
     pub fn none(ts: OffsetDateTime, entry: Arc<Entry>) -> Session {
-        Session {
-            id: 0,
-            start: ts,
-            started: false,
-            bounce: 0,
-            seconds: 0,
-            entry,
-        }
+        Session { id: 0, start: ts, started: false, bounce: 0, seconds: 0, entry }
     }
 }
 
@@ -167,9 +160,7 @@ pub struct Sessions {
 impl Sessions {
     /// Remember at most `capacity` visits.
     pub fn new(capacity: usize) -> Sessions {
-        Sessions {
-            visits: Cache::new(capacity.max(1)),
-        }
+        Sessions { visits: Cache::new(capacity.max(1)) }
     }
 
     /// Place an event of `visitor` on `site` at `ts` in a visit. `entry`
@@ -222,21 +213,9 @@ impl Sessions {
             drop(guard);
             return Session::none(ts, entry);
         }
-        let visit = Visit {
-            id: new_id(),
-            start: now,
-            last: now,
-            bounce: kind == Kind::Pageview,
-            entry: entry.clone(),
-        };
-        let session = Session {
-            id: visit.id,
-            start: ts,
-            started: true,
-            bounce: i8::from(visit.bounce),
-            seconds: 0,
-            entry,
-        };
+        let visit = Visit { id: new_id(), start: now, last: now, bounce: kind == Kind::Pageview, entry: entry.clone() };
+        let session =
+            Session { id: visit.id, start: ts, started: true, bounce: i8::from(visit.bounce), seconds: 0, entry };
         let _ = guard.insert(visit);
         session
     }
@@ -269,10 +248,7 @@ mod tests {
     use time::macros::datetime;
 
     fn entry(page: &str) -> impl FnOnce() -> Entry + '_ {
-        move || Entry {
-            page: page.into(),
-            ..Entry::default()
-        }
+        move || Entry { page: page.into(), ..Entry::default() }
     }
 
     const A: VisitorId = VisitorId([1; 16]);
@@ -298,13 +274,7 @@ mod tests {
         let third = s.track("a.com", &A, t0 + SESSION_GAP * 2, Kind::Interactive, entry("/c"));
         assert_eq!((third.id, third.bounce, third.seconds), (first.id, 0, 1800));
 
-        let next = s.track(
-            "a.com",
-            &A,
-            t0 + SESSION_GAP * 3 + time::Duration::SECOND,
-            Kind::Pageview,
-            entry("/d"),
-        );
+        let next = s.track("a.com", &A, t0 + SESSION_GAP * 3 + time::Duration::SECOND, Kind::Pageview, entry("/d"));
         assert!(next.started, "31 minutes idle start a new visit");
         assert_ne!(next.id, first.id);
         assert_eq!(next.entry.page, "/d");

@@ -167,7 +167,11 @@ impl AccessStore {
         self.clock.now()
     }
 
-    async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(&self, table: &str, row: &T) -> Result<(), AuthError> {
+    async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+        &self,
+        table: &str,
+        row: &T,
+    ) -> Result<(), AuthError> {
         let mut ins = self.db.insert::<T>(table).await?;
         ins.write(row).await?;
         ins.end().await?;
@@ -177,7 +181,13 @@ impl AccessStore {
     // ---- users -----------------------------------------------------------
 
     /// Create or replace a user (password and sites).
-    pub async fn put_user(&self, email: &str, password_hash: &str, all_sites: bool, sites: &[String]) -> Result<(), AuthError> {
+    pub async fn put_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        all_sites: bool,
+        sites: &[String],
+    ) -> Result<(), AuthError> {
         self.insert(
             "users",
             &UserRow {
@@ -277,9 +287,10 @@ impl AccessStore {
             .fetch_all()
             .await?;
         let now = self.now();
-        Ok(rows.into_iter().find(|r| r.revoked == 0 && r.expires_at > now).map(|r| {
-            if r.share_id.is_empty() { Session::User(r.email) } else { Session::Share(r.share_id) }
-        }))
+        Ok(rows
+            .into_iter()
+            .find(|r| r.revoked == 0 && r.expires_at > now)
+            .map(|r| if r.share_id.is_empty() { Session::User(r.email) } else { Session::Share(r.share_id) }))
     }
 
     /// End a session (logout).
@@ -348,7 +359,8 @@ impl AccessStore {
 
     /// Live API keys (all users when `email` is `None`).
     pub async fn api_keys(&self, email: Option<&str>) -> Result<Vec<ApiKey>, AuthError> {
-        let rows: Vec<ApiKeyRow> = self.db.query(&format!("{API_KEY_SELECT} GROUP BY key_hash ORDER BY a_created_at")).fetch_all().await?;
+        let rows: Vec<ApiKeyRow> =
+            self.db.query(&format!("{API_KEY_SELECT} GROUP BY key_hash ORDER BY a_created_at")).fetch_all().await?;
         let email = email.map(normalize_email);
         Ok(rows
             .into_iter()
@@ -371,7 +383,13 @@ impl AccessStore {
     // ---- shared links ----------------------------------------------------
 
     /// A new shared link to `site`; returns it and its raw token (shown once).
-    pub async fn create_share(&self, site: &str, password_hash: &str, label: &str, created_by: &str) -> Result<(Share, String), AuthError> {
+    pub async fn create_share(
+        &self,
+        site: &str,
+        password_hash: &str,
+        label: &str,
+        created_by: &str,
+    ) -> Result<(Share, String), AuthError> {
         let token = secret::new_token()?;
         let id = token_id(&token);
         let row = ShareRow {
@@ -408,22 +426,33 @@ impl AccessStore {
     }
 
     pub async fn share(&self, id: &str) -> Result<Option<Share>, AuthError> {
-        let rows: Vec<ShareRow> =
-            self.db.query(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ? GROUP BY id")).bind(id).fetch_all().await?;
+        let rows: Vec<ShareRow> = self
+            .db
+            .query(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ? GROUP BY id"))
+            .bind(id)
+            .fetch_all()
+            .await?;
         Ok(rows.into_iter().find(|r| r.revoked == 0).map(Share::from))
     }
 
     /// Live shares (of one site, or all).
     pub async fn shares(&self, site: Option<&str>) -> Result<Vec<Share>, AuthError> {
-        let rows: Vec<ShareRow> =
-            self.db.query(&format!("SELECT {SHARE_COLUMNS} FROM shares GROUP BY id ORDER BY a_created_at")).fetch_all().await?;
+        let rows: Vec<ShareRow> = self
+            .db
+            .query(&format!("SELECT {SHARE_COLUMNS} FROM shares GROUP BY id ORDER BY a_created_at"))
+            .fetch_all()
+            .await?;
         Ok(rows.into_iter().filter(|r| r.revoked == 0 && site.is_none_or(|s| s == r.site)).map(Share::from).collect())
     }
 
     /// Revoke a share; returns whether it was live.
     pub async fn revoke_share(&self, id: &str) -> Result<bool, AuthError> {
-        let rows: Vec<ShareRow> =
-            self.db.query(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ? GROUP BY id")).bind(id).fetch_all().await?;
+        let rows: Vec<ShareRow> = self
+            .db
+            .query(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = ? GROUP BY id"))
+            .bind(id)
+            .fetch_all()
+            .await?;
         let Some(r) = rows.into_iter().find(|r| r.revoked == 0) else {
             return Ok(false);
         };

@@ -50,7 +50,8 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     let phc = if phc.is_empty() { DUMMY_HASH.as_str() } else { phc };
     match PasswordHash::new(phc) {
         Ok(parsed) => {
-            argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && phc != DUMMY_HASH.as_str()
+            argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+                && phc != DUMMY_HASH.as_str()
         }
         Err(_) => false,
     }

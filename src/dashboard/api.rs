@@ -113,7 +113,8 @@ fn last_of_month(d: Date) -> Date {
 
 /// Plausible's periods, relative to `date` (default today, UTC).
 pub fn resolve_period(period: &str, date: Option<&str>, today: Date) -> Result<DateRange, ApiError> {
-    let parse = |s: &str| super::params::parse_date(s).ok_or_else(|| bad(format!("Invalid date `{s}`: expected YYYY-MM-DD")));
+    let parse =
+        |s: &str| super::params::parse_date(s).ok_or_else(|| bad(format!("Invalid date `{s}`: expected YYYY-MM-DD")));
     if period == "custom" {
         let Some((a, b)) = date.and_then(|d| d.split_once(',')) else {
             return Err(bad("Period `custom` needs `date` as YYYY-MM-DD,YYYY-MM-DD"));
@@ -140,16 +141,21 @@ pub fn resolve_period(period: &str, date: Option<&str>, today: Date) -> Result<D
     })
 }
 
-const AGGREGATE_METRICS: &[&str] = &["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
+const AGGREGATE_METRICS: &[&str] =
+    &["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
 const TIMESERIES_METRICS: &[&str] = &["visitors", "visits", "pageviews", "views_per_visit"];
-const BREAKDOWN_METRICS: &[&str] = &["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events", "percentage"];
+const BREAKDOWN_METRICS: &[&str] =
+    &["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "events", "percentage"];
 
 fn metrics(q: &Query, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
     let list = q.get("metrics").unwrap_or("visitors");
     let mut out = Vec::new();
     for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         if !allowed.contains(&m) {
-            return Err(bad(format!("The metric `{m}` is not recognized or not supported here. Supported: {}", allowed.join(", "))));
+            return Err(bad(format!(
+                "The metric `{m}` is not recognized or not supported here. Supported: {}",
+                allowed.join(", ")
+            )));
         }
         if !out.iter().any(|x: &String| x == m) {
             out.push(m.to_string());
@@ -209,7 +215,9 @@ pub async fn aggregate(stats: &dyn StatsSource, req: &StatsRequest, q: &Query) -
     let compare = match q.get("compare") {
         None | Some("") => false,
         Some("previous_period") => true,
-        Some(other) => return Err(bad(format!("Invalid `compare` value `{other}`: only previous_period is supported"))),
+        Some(other) => {
+            return Err(bad(format!("Invalid `compare` value `{other}`: only previous_period is supported")));
+        }
     };
     let Totals { current, previous, .. } = stats.aggregate(req).await.map_err(engine)?;
     let mut results = Map::new();
@@ -243,7 +251,12 @@ fn engine(e: crate::stats::StatsError) -> ApiError {
 }
 
 /// `/api/v1/stats/timeseries`.
-pub async fn timeseries(stats: &dyn StatsSource, req: &StatsRequest, period: &str, q: &Query) -> Result<Value, ApiError> {
+pub async fn timeseries(
+    stats: &dyn StatsSource,
+    req: &StatsRequest,
+    period: &str,
+    q: &Query,
+) -> Result<Value, ApiError> {
     let ms = metrics(q, TIMESERIES_METRICS)?;
     let interval = match q.get("interval") {
         Some("date" | "day") => Interval::Day,
@@ -265,7 +278,9 @@ pub async fn timeseries(stats: &dyn StatsSource, req: &StatsRequest, period: &st
                     "visitors" => json!(p.visitors),
                     "visits" => json!(p.visits),
                     "pageviews" => json!(p.pageviews),
-                    "views_per_visit" => json!(if p.visits == 0 { 0.0 } else { round(p.pageviews as f64 / p.visits as f64, 2) }),
+                    "views_per_visit" => {
+                        json!(if p.visits == 0 { 0.0 } else { round(p.pageviews as f64 / p.visits as f64, 2) })
+                    }
                     _ => Value::Null,
                 };
                 o.insert(m.clone(), v);
@@ -299,16 +314,23 @@ fn row_metric(r: &BreakdownRow, m: &str) -> Value {
 
 /// `/api/v1/stats/breakdown`.
 pub async fn breakdown(stats: &dyn StatsSource, req: &StatsRequest, q: &Query) -> Result<Value, ApiError> {
-    let name = q.get("property").filter(|p| !p.is_empty()).ok_or_else(|| bad("The `property` parameter is required"))?;
+    let name =
+        q.get("property").filter(|p| !p.is_empty()).ok_or_else(|| bad("The `property` parameter is required"))?;
     let (dimension, prop) = property(name).ok_or_else(|| bad(format!("Invalid property `{name}`")))?;
     let ms = metrics(q, BREAKDOWN_METRICS)?;
     let limit: usize = match q.get("limit") {
         None => 100,
-        Some(l) => l.parse().ok().filter(|l| (1..=1000).contains(l)).ok_or_else(|| bad("`limit` must be between 1 and 1000"))?,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| bad("`limit` must be between 1 and 1000"))?,
     };
     let page: usize = match q.get("page") {
         None => 1,
-        Some(p) => p.parse().ok().filter(|p| (1..=100).contains(p)).ok_or_else(|| bad("`page` must be between 1 and 100"))?,
+        Some(p) => {
+            p.parse().ok().filter(|p| (1..=100).contains(p)).ok_or_else(|| bad("`page` must be between 1 and 100"))?
+        }
     };
     let req = StatsRequest { prop, ..req.clone() };
     let b = stats.breakdown(&req, dimension, limit * page, None).await.map_err(engine)?;

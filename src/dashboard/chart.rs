@@ -69,7 +69,11 @@ pub fn render(s: &Series, lang: Lang) -> Markup {
     let px = |i: usize| LEFT + WIDTH * x(i) / UNITS;
     let py = |v: f64| TOP + HEIGHT * (1.0 - v / ymax);
     let cur = path(&s.current, x, y);
-    let area = if s.current.is_empty() { String::new() } else { format!("{cur} L{:.1},{UNITS} L{:.1},{UNITS} Z", x(s.current.len() - 1), x(0)) };
+    let area = if s.current.is_empty() {
+        String::new()
+    } else {
+        format!("{cur} L{:.1},{UNITS} L{:.1},{UNITS} Z", x(s.current.len() - 1), x(0))
+    };
     let prev: Vec<Point> = s.previous.iter().take(n).cloned().collect();
     let prev_path = path(&prev, x, y);
     let ticks: Vec<f64> = (0..=4).map(|i| i as f64 * step).collect();
@@ -78,7 +82,11 @@ pub fn render(s: &Series, lang: Lang) -> Markup {
         && s.current.first().zip(s.current.last()).is_some_and(|(a, b)| a.bucket.date() != b.bucket.date());
     let slot = UNITS / n as f64;
     let dots = n <= 62;
-    let dot_path: String = if dots { s.current.iter().enumerate().map(|(i, p)| format!("M{:.1},{:.1} l0,0 ", x(i), y(p.visitors))).collect() } else { String::new() };
+    let dot_path: String = if dots {
+        s.current.iter().enumerate().map(|(i, p)| format!("M{:.1},{:.1} l0,0 ", x(i), y(p.visitors))).collect()
+    } else {
+        String::new()
+    };
     html! {
         svg.chart role="img" aria-label=(Msg::Chart.text(lang)) {
             @for t in &ticks {
@@ -124,7 +132,12 @@ mod tests {
     use time::macros::datetime;
 
     fn pt(h: u8, v: u64) -> Point {
-        Point { bucket: datetime!(2025-03-05 00:00 UTC).replace_hour(h).expect("hour"), visitors: v, visits: v, pageviews: v }
+        Point {
+            bucket: datetime!(2025-03-05 00:00 UTC).replace_hour(h).expect("hour"),
+            visitors: v,
+            visits: v,
+            pageviews: v,
+        }
     }
 
     #[test]
@@ -137,7 +150,12 @@ mod tests {
 
     #[test]
     fn draws_both_periods_with_titles() {
-        let s = Series { interval: Interval::Hour, current: vec![pt(0, 5), pt(1, 10)], previous: vec![pt(0, 2), pt(1, 1)], visitor_days: false };
+        let s = Series {
+            interval: Interval::Hour,
+            current: vec![pt(0, 5), pt(1, 10)],
+            previous: vec![pt(0, 2), pt(1, 1)],
+            visitor_days: false,
+        };
         let svg = render(&s, Lang::En).into_string();
         assert!(svg.contains("class=\"cur\"") && svg.contains("class=\"prev\""), "{svg}");
         assert!(svg.contains("<title>Mar 5 01:00: 10 visitors (previous period: 1)</title>"), "{svg}");

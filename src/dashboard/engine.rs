@@ -38,11 +38,23 @@ impl StatsSource for EngineSource {
         })
     }
 
-    fn breakdown<'a>(&'a self, req: &'a StatsRequest, dimension: Dimension, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown> {
+    fn breakdown<'a>(
+        &'a self,
+        req: &'a StatsRequest,
+        dimension: Dimension,
+        limit: usize,
+        k: Option<u64>,
+    ) -> BoxFut<'a, Breakdown> {
         Box::pin(self.engine.breakdown(req, dimension, limit, k))
     }
 
-    fn panel_breakdown<'a>(&'a self, req: &'a StatsRequest, spec: &'a PanelSpec, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown> {
+    fn panel_breakdown<'a>(
+        &'a self,
+        req: &'a StatsRequest,
+        spec: &'a PanelSpec,
+        limit: usize,
+        k: Option<u64>,
+    ) -> BoxFut<'a, Breakdown> {
         Box::pin(async move {
             if !spec.custom {
                 return self.engine.breakdown(req, spec.dimension, limit, k).await;

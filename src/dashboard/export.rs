@@ -58,7 +58,17 @@ pub fn breakdown_csv(b: &Breakdown, prop: Option<&str>) -> Result<Vec<u8>, Expor
 /// The headline numbers (empty when withheld).
 pub fn aggregate_csv(t: Option<&Totals>) -> Result<Vec<u8>, ExportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["period", "visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration", "visitor_days"])?;
+    w.write_record([
+        "period",
+        "visitors",
+        "visits",
+        "pageviews",
+        "events",
+        "views_per_visit",
+        "bounce_rate",
+        "visit_duration",
+        "visitor_days",
+    ])?;
     if let Some(t) = t {
         for (name, a) in [("current", &t.current), ("previous", &t.previous)] {
             w.write_record([

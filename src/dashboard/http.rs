@@ -61,7 +61,8 @@ pub fn download(content_type: &'static str, filename: &str, body: Vec<u8>) -> Re
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let safe: String = filename.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let safe: String =
+        filename.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -106,7 +107,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// TLS. `max_age` zero deletes the cookie.
 pub fn set_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")).ok()
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"))
+        .ok()
 }
 
 /// Did the request reach us over TLS? Headcount itself speaks plain HTTP,
@@ -169,8 +171,14 @@ pub fn same_origin(headers: &HeaderMap, host: Option<&str>) -> bool {
 }
 
 /// A request body the dashboard can read (hyper's `Incoming`, or `Full` in tests).
-pub trait ReqBody: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send {}
-impl<B> ReqBody for B where B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send {}
+pub trait ReqBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send
+{
+}
+impl<B> ReqBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send
+{
+}
 
 /// Read an `application/x-www-form-urlencoded` body (at most [`MAX_FORM`]).
 pub async fn read_form<B: ReqBody>(body: B) -> Option<Vec<(String, String)>> {
@@ -185,7 +193,8 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
 
 /// A local path safe to redirect to after login (no other host, no scheme).
 pub fn safe_next(next: &str) -> &str {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.chars().any(char::is_control);
+    let ok =
+        next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.chars().any(char::is_control);
     if ok { next } else { "/" }
 }
 
@@ -226,7 +235,11 @@ mod tests {
         let h = headers(&[("x-forwarded-proto", "https")]);
         assert!(is_https("10.1.2.3:5000".parse().expect("addr"), &h, &trusted));
         assert!(!is_https("192.0.2.1:5000".parse().expect("addr"), &h, &trusted));
-        assert!(is_https("10.1.2.3:5000".parse().expect("addr"), &headers(&[("forwarded", "for=x;proto=https")]), &trusted));
+        assert!(is_https(
+            "10.1.2.3:5000".parse().expect("addr"),
+            &headers(&[("forwarded", "for=x;proto=https")]),
+            &trusted
+        ));
     }
 
     #[test]

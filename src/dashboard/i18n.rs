@@ -76,7 +76,11 @@ impl Lang {
         let frac = frac.trim_end_matches('0');
         let (sep, dec) = self.marks();
         let sign = if x < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') { "−" } else { "" };
-        if frac.is_empty() { format!("{sign}{}", group(int, sep)) } else { format!("{sign}{}{dec}{frac}", group(int, sep)) }
+        if frac.is_empty() {
+            format!("{sign}{}", group(int, sep))
+        } else {
+            format!("{sign}{}{dec}{frac}", group(int, sep))
+        }
     }
 
     /// A percentage: `45%` / `45 %` (rounded to an integer from 10 up, one
@@ -134,10 +138,33 @@ impl Lang {
 
     fn month_name(self, m: time::Month) -> &'static str {
         const EN: [&str; 12] = [
-            "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
         ];
-        const RU: [&str; 12] =
-            ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь", "ноябрь", "декабрь"];
+        const RU: [&str; 12] = [
+            "январь",
+            "февраль",
+            "март",
+            "апрель",
+            "май",
+            "июнь",
+            "июль",
+            "август",
+            "сентябрь",
+            "октябрь",
+            "ноябрь",
+            "декабрь",
+        ];
         let i = u8::from(m) as usize - 1;
         match self {
             Lang::En => EN[i],

@@ -68,7 +68,8 @@ const SHARE_SESSION: Duration = Duration::from_secs(24 * 3600);
 const EXPORT_ROWS: usize = 1000;
 
 /// The ingest routes, which keep priority over everything here.
-pub const INGEST_PATHS: &[&str] = &["/p.gif", "/api/event", "/js/script.js", "/opt-out", "/healthz", "/readyz", "/metrics"];
+pub const INGEST_PATHS: &[&str] =
+    &["/p.gif", "/api/event", "/js/script.js", "/opt-out", "/healthz", "/readyz", "/metrics"];
 
 /// Is `path` answered by the ingest router?
 pub fn is_ingest_path(path: &str) -> bool {
@@ -131,7 +132,12 @@ impl Ctx<'_> {
 }
 
 impl Dashboard {
-    pub fn new(config: Arc<Config>, db: clickhouse::Client, clock: SharedClock, stats: Arc<dyn StatsSource>) -> Result<Dashboard, AuthError> {
+    pub fn new(
+        config: Arc<Config>,
+        db: clickhouse::Client,
+        clock: SharedClock,
+        stats: Arc<dyn StatsSource>,
+    ) -> Result<Dashboard, AuthError> {
         Ok(Dashboard {
             access: AccessStore::new(db, clock.clone()),
             config,
@@ -152,7 +158,14 @@ impl Dashboard {
             Some(l) => format!("/?lang={}", l.code()),
             None => "/".into(),
         };
-        view::Frame { lang: ctx.lang, title, user: op.map(|o| o.user.email.as_str()), csrf, other_lang_href: ctx.other_lang_href(), home }
+        view::Frame {
+            lang: ctx.lang,
+            title,
+            user: op.map(|o| o.user.email.as_str()),
+            csrf,
+            other_lang_href: ctx.other_lang_href(),
+            home,
+        }
     }
 
     fn not_found(&self, ctx: &Ctx, op: Option<&Operator>) -> Resp {
@@ -164,7 +177,10 @@ impl Dashboard {
     fn error_page(&self, ctx: &Ctx, e: &WebError) -> Resp {
         tracing::error!(error = %e, "dashboard request failed");
         let f = self.frame(ctx, Msg::Error.text(ctx.lang).into(), None, None);
-        html(StatusCode::INTERNAL_SERVER_ERROR, view::page(&f, view::message(ctx.lang, Msg::Error, Msg::ErrorText, "/")))
+        html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            view::page(&f, view::message(ctx.lang, Msg::Error, Msg::ErrorText, "/")),
+        )
     }
 
     /// The operator whose session cookie came with the request.
@@ -301,7 +317,8 @@ where
     let Some(form) = http::read_form(body).await else {
         return Ok(http::text(StatusCode::BAD_REQUEST, "bad form\n"));
     };
-    let (email, password, next) = (normalize_email(field(&form, "email")), field(&form, "password").to_string(), field(&form, "next"));
+    let (email, password, next) =
+        (normalize_email(field(&form, "email")), field(&form, "password").to_string(), field(&form, "next"));
     if !ctx.same_origin(d) || !d.forms.check(field(&form, "t"), "login", d.now(), FORM_MAX_AGE) {
         return Ok(login_form(d, ctx, StatusCode::FORBIDDEN, next, Some(Msg::FormExpired), &email));
     }
@@ -328,7 +345,11 @@ where
 }
 
 /// Check an operator's form: same origin and the session's CSRF token.
-async fn operator_form<B>(d: &Dashboard, ctx: &Ctx<'_>, body: B) -> Result<Result<(Operator, Vec<(String, String)>), Resp>, WebError>
+async fn operator_form<B>(
+    d: &Dashboard,
+    ctx: &Ctx<'_>,
+    body: B,
+) -> Result<Result<(Operator, Vec<(String, String)>), Resp>, WebError>
 where
     B: http::ReqBody,
 {
@@ -369,7 +390,14 @@ fn site_of(d: &Dashboard, segment: &str) -> Option<String> {
     d.config.site(segment).map(|s| s.domain.clone())
 }
 
-async fn site_route<B>(d: &Dashboard, ctx: &Ctx<'_>, method: &Method, domain: &str, rest: &[&str], body: B) -> Result<Resp, WebError>
+async fn site_route<B>(
+    d: &Dashboard,
+    ctx: &Ctx<'_>,
+    method: &Method,
+    domain: &str,
+    rest: &[&str],
+    body: B,
+) -> Result<Resp, WebError>
 where
     B: http::ReqBody,
 {
@@ -432,7 +460,13 @@ where
     }
 }
 
-async fn shares_page(d: &Dashboard, ctx: &Ctx<'_>, op: &Operator, site: &str, created: Option<&str>) -> Result<Resp, WebError> {
+async fn shares_page(
+    d: &Dashboard,
+    ctx: &Ctx<'_>,
+    op: &Operator,
+    site: &str,
+    created: Option<&str>,
+) -> Result<Resp, WebError> {
     let shares = d.access.shares(Some(site)).await?;
     let csrf = secret::csrf_token(&op.token);
     let f = d.frame(ctx, format!("{} · {site}", Msg::SharedLinks.text(ctx.lang)), Some(op), Some(&csrf));
@@ -441,7 +475,12 @@ async fn shares_page(d: &Dashboard, ctx: &Ctx<'_>, op: &Operator, site: &str, cr
 
 /// The request for `site` as the view asks.
 fn request(d: &Dashboard, ctx: &Ctx, site: &str) -> StatsRequest {
-    StatsRequest { site: site.to_string(), range: ctx.view.period.resolve(d.clock.now()), filters: ctx.view.filters.clone(), prop: None }
+    StatsRequest {
+        site: site.to_string(),
+        range: ctx.view.period.resolve(d.clock.now()),
+        filters: ctx.view.filters.clone(),
+        prop: None,
+    }
 }
 
 /// The panel's property key: declared, or chosen in the URL.
@@ -450,7 +489,14 @@ fn panel_prop(spec: &PanelSpec, view: &View) -> Option<String> {
 }
 
 /// Run the panels' breakdowns concurrently.
-async fn breakdowns(d: &Dashboard, req: &StatsRequest, panels: &[PanelSpec], view: &View, rows: Option<usize>, k: Option<u64>) -> Vec<Option<Breakdown>> {
+async fn breakdowns(
+    d: &Dashboard,
+    req: &StatsRequest,
+    panels: &[PanelSpec],
+    view: &View,
+    rows: Option<usize>,
+    k: Option<u64>,
+) -> Vec<Option<Breakdown>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, spec) in panels.iter().enumerate() {
         let prop = panel_prop(spec, view);
@@ -474,7 +520,14 @@ async fn breakdowns(d: &Dashboard, req: &StatsRequest, panels: &[PanelSpec], vie
 }
 
 /// Gather everything a dashboard page shows.
-async fn dashboard_data<'a>(d: &Dashboard, ctx: &'a Ctx<'_>, site: &'a str, base: &'a str, shared: bool, other_sites: Vec<String>) -> view::Dash<'a> {
+async fn dashboard_data<'a>(
+    d: &Dashboard,
+    ctx: &'a Ctx<'_>,
+    site: &'a str,
+    base: &'a str,
+    shared: bool,
+    other_sites: Vec<String>,
+) -> view::Dash<'a> {
     let req = request(d, ctx, site);
     let k = shared.then(|| d.config.dashboard.k_for(site));
     let panels = d.stats.panels(site);
@@ -544,7 +597,8 @@ async fn export_zip(d: &Dashboard, ctx: &Ctx<'_>, site: &str) -> Result<Resp, We
     }
     for (spec, b) in panels.iter().zip(rows) {
         if let Some(b) = b {
-            files.push((format!("{}.csv", spec.id), export::breakdown_csv(&b, panel_prop(spec, &ctx.view).as_deref())?));
+            files
+                .push((format!("{}.csv", spec.id), export::breakdown_csv(&b, panel_prop(spec, &ctx.view).as_deref())?));
         }
     }
     let name = export_name(site, ctx, d);
@@ -571,7 +625,14 @@ async fn export_csv(d: &Dashboard, ctx: &Ctx<'_>, site: &str, file: &str) -> Res
 
 // ---- shared links --------------------------------------------------------
 
-async fn shared<B>(d: &Dashboard, ctx: &Ctx<'_>, method: &Method, token: &str, rest: &[&str], body: B) -> Result<Resp, WebError>
+async fn shared<B>(
+    d: &Dashboard,
+    ctx: &Ctx<'_>,
+    method: &Method,
+    token: &str,
+    rest: &[&str],
+    body: B,
+) -> Result<Resp, WebError>
 where
     B: http::ReqBody,
 {
@@ -610,7 +671,14 @@ where
     }
 }
 
-fn share_password_form(d: &Dashboard, ctx: &Ctx, share: &Share, base: &str, status: StatusCode, error: Option<Msg>) -> Resp {
+fn share_password_form(
+    d: &Dashboard,
+    ctx: &Ctx,
+    share: &Share,
+    base: &str,
+    status: StatusCode,
+    error: Option<Msg>,
+) -> Resp {
     let token = d.forms.issue(&format!("share:{}", share.id), d.now());
     let mut f = d.frame(ctx, Msg::SharePasswordTitle.text(ctx.lang).into(), None, None);
     f.home = base.to_string();
@@ -659,10 +727,16 @@ async fn stats_api(d: &Dashboard, ctx: &Ctx<'_>, rest: &[&str]) -> Resp {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
     else {
-        return err(StatusCode::UNAUTHORIZED, "Missing API key. Please use a valid Headcount API key as a Bearer Token.");
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "Missing API key. Please use a valid Headcount API key as a Bearer Token.",
+        );
     };
     let Some(site_id) = q.get("site_id").filter(|s| !s.is_empty()) else {
-        return err(StatusCode::BAD_REQUEST, "Missing site ID. Please provide the required site_id parameter with your request.");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "Missing site ID. Please provide the required site_id parameter with your request.",
+        );
     };
     let user = match d.access.api_key_user(key).await {
         Ok(Some(email)) => d.access.user(&email).await,
@@ -679,7 +753,10 @@ async fn stats_api(d: &Dashboard, ctx: &Ctx<'_>, rest: &[&str]) -> Resp {
     // A wrong key, an unknown site and a site the key's user may not read
     // all get the same answer.
     let Some(site) = user.and_then(|u| site_of(d, site_id).filter(|s| u.can_read(s))) else {
-        return err(StatusCode::UNAUTHORIZED, "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.");
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.",
+        );
     };
     let today = d.clock.now().date();
     let result = match rest {

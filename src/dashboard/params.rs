@@ -32,7 +32,8 @@ impl Default for View {
     }
 }
 
-const DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!("[year]-[month]-[day]");
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 
 pub fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s.trim(), DATE).ok()
@@ -166,7 +167,10 @@ mod tests {
         let v = View::parse("period=7d&f=source:Google&f=country:RU&f=prop.plan:pro%3Bx&lang=ru&junk=1");
         assert_eq!(v.period, Period::Last7Days);
         assert_eq!(v.filters.len(), 3);
-        assert_eq!(v.filters[2], Filter { dimension: Dimension::Prop, value: "pro;x".into(), prop: Some("plan".into()) });
+        assert_eq!(
+            v.filters[2],
+            Filter { dimension: Dimension::Prop, value: "pro;x".into(), prop: Some("plan".into()) }
+        );
         assert_eq!(v.lang, Some(Lang::Ru));
         assert_eq!(View::parse(&v.query()), v);
     }

@@ -48,7 +48,15 @@ pub struct PanelSpec {
 
 impl PanelSpec {
     pub fn new(dimension: Dimension) -> PanelSpec {
-        PanelSpec { id: dimension.as_str().into(), dimension, prop: None, title_en: None, title_ru: None, limit: 10, custom: false }
+        PanelSpec {
+            id: dimension.as_str().into(),
+            dimension,
+            prop: None,
+            title_en: None,
+            title_ru: None,
+            limit: 10,
+            custom: false,
+        }
     }
 }
 
@@ -87,9 +95,21 @@ pub trait StatsSource: Send + Sync + 'static {
     fn timeseries<'a>(&'a self, req: &'a StatsRequest, interval: Interval) -> BoxFut<'a, Series>;
     /// Top `limit` rows by visitors; with `k`, rows with fewer than `k`
     /// visitors folded into [`Breakdown::other`].
-    fn breakdown<'a>(&'a self, req: &'a StatsRequest, dimension: Dimension, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown>;
+    fn breakdown<'a>(
+        &'a self,
+        req: &'a StatsRequest,
+        dimension: Dimension,
+        limit: usize,
+        k: Option<u64>,
+    ) -> BoxFut<'a, Breakdown>;
     /// The breakdown of a declared panel (its own SQL, if it has one).
-    fn panel_breakdown<'a>(&'a self, req: &'a StatsRequest, spec: &'a PanelSpec, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown> {
+    fn panel_breakdown<'a>(
+        &'a self,
+        req: &'a StatsRequest,
+        spec: &'a PanelSpec,
+        limit: usize,
+        k: Option<u64>,
+    ) -> BoxFut<'a, Breakdown> {
         self.breakdown(req, spec.dimension, limit, k)
     }
     /// Visitors in the last 5 minutes.
@@ -219,11 +239,22 @@ impl StatsSource for Fixture {
 
     fn timeseries<'a>(&'a self, req: &'a StatsRequest, interval: Interval) -> BoxFut<'a, Series> {
         self.record(req);
-        let s = Series { interval, current: self.points.clone(), previous: self.points.clone(), visitor_days: req.range.days() > 1 };
+        let s = Series {
+            interval,
+            current: self.points.clone(),
+            previous: self.points.clone(),
+            visitor_days: req.range.days() > 1,
+        };
         Box::pin(async move { Ok(s) })
     }
 
-    fn breakdown<'a>(&'a self, req: &'a StatsRequest, dimension: Dimension, limit: usize, k: Option<u64>) -> BoxFut<'a, Breakdown> {
+    fn breakdown<'a>(
+        &'a self,
+        req: &'a StatsRequest,
+        dimension: Dimension,
+        limit: usize,
+        k: Option<u64>,
+    ) -> BoxFut<'a, Breakdown> {
         self.record(req);
         let total: u64 = self.totals.current.visitors.max(1);
         let mut rows: Vec<BreakdownRow> = self
@@ -267,6 +298,11 @@ mod tests {
         assert_eq!(b.rows.len(), 1);
         let other = b.other.expect("other");
         assert_eq!(other.visitors, 10);
-        assert_eq!(apply_k(Breakdown { dimension: Dimension::Page, rows: vec![Fixture::row("/a", 1)], other: None }, 1).rows.len(), 1);
+        assert_eq!(
+            apply_k(Breakdown { dimension: Dimension::Page, rows: vec![Fixture::row("/a", 1)], other: None }, 1)
+                .rows
+                .len(),
+            1
+        );
     }
 }

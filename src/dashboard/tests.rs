@@ -23,10 +23,25 @@ fn fixture() -> Fixture {
                 bounce_rate: 41.5,
                 visit_duration: 95.0,
             },
-            previous: Aggregate { visitors: 1000, visits: 1200, pageviews: 4000, events: 10, views_per_visit: 3.3, bounce_rate: 45.0, visit_duration: 80.0 },
+            previous: Aggregate {
+                visitors: 1000,
+                visits: 1200,
+                pageviews: 4000,
+                events: 10,
+                views_per_visit: 3.3,
+                bounce_rate: 45.0,
+                visit_duration: 80.0,
+            },
             visitor_days: true,
         },
-        points: (0..7).map(|i| Point { bucket: t0 + time::Duration::days(i), visitors: 100 + i as u64 * 10, visits: 120, pageviews: 300 }).collect(),
+        points: (0..7)
+            .map(|i| Point {
+                bucket: t0 + time::Duration::days(i),
+                visitors: 100 + i as u64 * 10,
+                visits: 120,
+                pageviews: 300,
+            })
+            .collect(),
         rows: vec![
             (Dimension::Page, vec![Fixture::row("/", 800), Fixture::row(EVIL, 300), Fixture::row("/rare", 3)]),
             (Dimension::Country, vec![Fixture::row("RU", 700), Fixture::row("DE", 200)]),
@@ -54,7 +69,8 @@ async fn render(query: &str, accept: Option<&str>, shared: bool) -> (String, Arc
     }
     let view = View::parse(query);
     let lang = view.lang.unwrap_or_else(|| Lang::negotiate(accept));
-    let ctx = Ctx { peer: "127.0.0.1:1".parse().expect("addr"), headers: &headers, path: "/example.com", query, lang, view };
+    let ctx =
+        Ctx { peer: "127.0.0.1:1".parse().expect("addr"), headers: &headers, path: "/example.com", query, lang, view };
     let dash = dashboard_data(&d, &ctx, "example.com", "/example.com", shared, vec![]).await;
     let f = d.frame(&ctx, "example.com".into(), None, None);
     (view::page(&f, view::dashboard(&dash)).into_string(), fx)
@@ -72,7 +88,10 @@ async fn visitor_data_is_escaped_everywhere() {
     let (html, fx) = render("period=7d&f=page:%2F%3Cscript%3Ealert(%22x%22)%3C%2Fscript%3E", None, false).await;
     assert!(!html.contains("<script>alert"));
     let reqs = fx.requests.lock().expect("lock");
-    assert!(reqs.iter().all(|r| r.filters[0].value == "/<script>alert(\"x\")</script>"), "value reaches the engine as is");
+    assert!(
+        reqs.iter().all(|r| r.filters[0].value == "/<script>alert(\"x\")</script>"),
+        "value reaches the engine as is"
+    );
 }
 
 #[tokio::test]
@@ -93,7 +112,10 @@ async fn english_and_russian() {
     // ?lang= wins and is kept in links.
     let (ru, _) = render("period=7d&lang=ru", Some("en"), false).await;
     assert!(ru.contains("<html lang=\"ru\">"));
-    assert!(ru.contains("href=\"/example.com?period=30d&amp;lang=ru\"") || ru.contains("href=\"/example.com?lang=ru\""), "lang kept in period links");
+    assert!(
+        ru.contains("href=\"/example.com?period=30d&amp;lang=ru\"") || ru.contains("href=\"/example.com?lang=ru\""),
+        "lang kept in period links"
+    );
 }
 
 #[tokio::test]

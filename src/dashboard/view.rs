@@ -388,7 +388,9 @@ fn panel(d: &Dash, spec: &PanelSpec, b: Option<&Breakdown>) -> Markup {
     let prop = spec.prop.as_deref().or(d.view.prop.as_deref());
     let needs_key = spec.dimension == Dimension::Prop && prop.is_none();
     let events = is_event_panel(spec.dimension);
-    let max = b.map(|b| b.rows.iter().map(|r| r.visitors).chain(b.other.iter().map(|o| o.visitors)).max().unwrap_or(0)).unwrap_or(0);
+    let max = b
+        .map(|b| b.rows.iter().map(|r| r.visitors).chain(b.other.iter().map(|o| o.visitors)).max().unwrap_or(0))
+        .unwrap_or(0);
     let csv = {
         let mut v = d.view.clone();
         if spec.dimension == Dimension::Prop && spec.prop.is_none() {

@@ -213,9 +213,7 @@ pub fn is_bot(ua: &str) -> bool {
         return true;
     }
     match MATCHER.as_ref() {
-        Some(ac) => ac
-            .find_iter(ua)
-            .any(|m| m.pattern().as_usize() < BOT_TOKENS.len()),
+        Some(ac) => ac.find_iter(ua).any(|m| m.pattern().as_usize() < BOT_TOKENS.len()),
         None => is_bot_naive(ua),
     }
 }
@@ -239,10 +237,7 @@ mod tests {
 
     /// Real User-Agent strings, as sent.
     const BOTS: &[(&str, &str)] = &[
-        (
-            "Googlebot",
-            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        ),
+        ("Googlebot", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
         (
             "Googlebot smartphone",
             "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.6261.94 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
@@ -251,22 +246,10 @@ mod tests {
             "bingbot",
             "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
         ),
-        (
-            "YandexBot",
-            "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
-        ),
-        (
-            "Baiduspider",
-            "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
-        ),
-        (
-            "Yahoo Slurp",
-            "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)",
-        ),
-        (
-            "DuckDuckBot",
-            "DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)",
-        ),
+        ("YandexBot", "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)"),
+        ("Baiduspider", "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)"),
+        ("Yahoo Slurp", "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)"),
+        ("DuckDuckBot", "DuckDuckBot/1.1; (+http://duckduckgo.com/duckduckbot.html)"),
         (
             "Applebot",
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1.1 Safari/605.1.15 (Applebot/0.1; +http://www.apple.com/go/applebot)",
@@ -296,18 +279,9 @@ mod tests {
             "Lighthouse",
             "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
         ),
-        (
-            "Pingdom",
-            "Mozilla/5.0 (compatible; pingdom.com_bot_version_1.4_(http://www.pingdom.com/))",
-        ),
-        (
-            "UptimeRobot",
-            "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
-        ),
-        (
-            "Facebook unfurler",
-            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-        ),
+        ("Pingdom", "Mozilla/5.0 (compatible; pingdom.com_bot_version_1.4_(http://www.pingdom.com/))"),
+        ("UptimeRobot", "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)"),
+        ("Facebook unfurler", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"),
         ("WhatsApp preview", "WhatsApp/2.23.20.0 A"),
         ("curl", "curl/8.5.0"),
         ("Wget", "Wget/1.21.4"),
@@ -323,14 +297,8 @@ mod tests {
         ),
         ("OkHttp", "okhttp/4.12.0"),
         ("axios", "axios/1.6.2"),
-        (
-            "node-fetch",
-            "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
-        ),
-        (
-            "Apache HttpClient",
-            "Apache-HttpClient/4.5.14 (Java/17.0.9)",
-        ),
+        ("node-fetch", "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)"),
+        ("Apache HttpClient", "Apache-HttpClient/4.5.14 (Java/17.0.9)"),
         ("kube-probe", "kube-probe/1.28"),
         ("empty", ""),
         ("whitespace", "   "),
@@ -350,14 +318,8 @@ mod tests {
             "Chrome Android",
             "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
         ),
-        (
-            "Firefox Linux",
-            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
-        ),
-        (
-            "Firefox Windows",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
-        ),
+        ("Firefox Linux", "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"),
+        ("Firefox Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"),
         (
             "Safari macOS",
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
@@ -438,11 +400,7 @@ mod tests {
     fn tokens_are_lowercase_ascii() {
         for token in BOT_TOKENS.iter().chain(NOT_BOT_TOKENS) {
             assert!(token.is_ascii(), "{token:?} must be ASCII");
-            assert_eq!(
-                *token,
-                token.to_ascii_lowercase(),
-                "{token:?} must be lowercase"
-            );
+            assert_eq!(*token, token.to_ascii_lowercase(), "{token:?} must be lowercase");
             assert!(!token.is_empty());
         }
     }

@@ -172,17 +172,13 @@ impl UaParser {
     /// Compiles the embedded uap-core rules and creates a cache holding up to
     /// `cache_capacity` parsed User-Agents (0 disables caching).
     pub fn embedded(cache_capacity: usize) -> Result<Self, UaError> {
-        let regexes: Regexes<'static> =
-            serde_yaml::from_str(REGEXES_YAML).map_err(UaError::Regexes)?;
+        let regexes: Regexes<'static> = serde_yaml::from_str(REGEXES_YAML).map_err(UaError::Regexes)?;
         let extractor = Extractor::try_from(regexes).map_err(UaError::Compile)?;
         Ok(UaParser {
             extractor,
             cache: Cache::new(cache_capacity),
             too_long: Arc::new(UaInfo::unknown()),
-            empty: Arc::new(UaInfo {
-                is_bot: true,
-                ..UaInfo::unknown()
-            }),
+            empty: Arc::new(UaInfo { is_bot: true, ..UaInfo::unknown() }),
         })
     }
 
@@ -245,19 +241,13 @@ impl UaParser {
             None => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
         };
         let (os_family, os_major, os_version) = match &os {
-            Some(o) => (
-                family(&o.os),
-                o.major.as_deref().unwrap_or(""),
-                version(o.major.as_deref(), o.minor.as_deref()),
-            ),
+            Some(o) => {
+                (family(&o.os), o.major.as_deref().unwrap_or(""), version(o.major.as_deref(), o.minor.as_deref()))
+            }
             None => (UNKNOWN.to_owned(), "", UNKNOWN.to_owned()),
         };
         let (dev_family, brand, model) = match &dev {
-            Some(d) => (
-                &*d.device,
-                d.brand.as_deref().unwrap_or(""),
-                d.model.as_deref().unwrap_or(""),
-            ),
+            Some(d) => (&*d.device, d.brand.as_deref().unwrap_or(""), d.model.as_deref().unwrap_or("")),
             None => ("", "", ""),
         };
 
@@ -265,24 +255,10 @@ impl UaParser {
         let device = if is_bot {
             DeviceType::Other
         } else {
-            classify(&Signals {
-                ua,
-                os: &os_family,
-                os_major,
-                dev_family,
-                brand,
-                model,
-            })
+            classify(&Signals { ua, os: &os_family, os_major, dev_family, brand, model })
         };
 
-        UaInfo {
-            browser,
-            browser_version,
-            os: os_family,
-            os_version,
-            device,
-            is_bot,
-        }
+        UaInfo { browser, browser_version, os: os_family, os_version, device, is_bot }
     }
 }
 
@@ -299,11 +275,7 @@ impl fmt::Debug for UaParser {
 /// A family name as stored: uap's `"Other"` and empty become [`UNKNOWN`].
 fn family(raw: &str) -> String {
     let raw = raw.trim();
-    if raw.is_empty() || raw == "Other" {
-        UNKNOWN.to_owned()
-    } else {
-        capped(raw)
-    }
+    if raw.is_empty() || raw == "Other" { UNKNOWN.to_owned() } else { capped(raw) }
 }
 
 /// `major` or `major.minor`; [`UNKNOWN`] without a major.
@@ -388,8 +360,8 @@ const MOBILE_UA_TOKENS: &[&str] = &["Mobi", "Opera Mini", "MIDP", "J2ME", "UP.Br
 /// Device model substrings of tablets whose browser does not say so
 /// (`"Tab"`: Galaxy Tab, Lenovo Tab, IdeaTab, "Tablet").
 const TABLET_MODEL_TOKENS: &[&str] = &[
-    "iPad", "Kindle", "Tab", "MediaPad", "MatePad", "Mi Pad", "MiPad", "MeMO Pad", "Xoom",
-    "Nexus 7", "Nexus 9", "Nexus 10", "Pixel C",
+    "iPad", "Kindle", "Tab", "MediaPad", "MatePad", "Mi Pad", "MiPad", "MeMO Pad", "Xoom", "Nexus 7", "Nexus 9",
+    "Nexus 10", "Pixel C",
 ];
 
 /// Device model prefixes of tablets (Samsung Galaxy Tab series, Lenovo).
@@ -493,10 +465,8 @@ fn classify(s: &Signals<'_>) -> DeviceType {
     }
 
     // Phones: by device, by OS, then by User-Agent markers.
-    if matches!(
-        s.dev_family,
-        "iPhone" | "iPod" | "iPod Touch" | "Generic Smartphone" | "Generic Feature Phone"
-    ) || MOBILE_OSES.contains(&s.os)
+    if matches!(s.dev_family, "iPhone" | "iPod" | "iPod Touch" | "Generic Smartphone" | "Generic Feature Phone")
+        || MOBILE_OSES.contains(&s.os)
         || any_in(ua, MOBILE_UA_TOKENS)
     {
         return DeviceType::Mobile;
@@ -743,8 +713,7 @@ mod tests {
     /// at least 99% of them ("Other" there is [`UNKNOWN`] here).
     #[test]
     fn uap_core_corpus_families() {
-        let tests: UaTests =
-            serde_yaml::from_str(include_str!("../../benches/data/test_ua.yaml")).expect("yaml");
+        let tests: UaTests = serde_yaml::from_str(include_str!("../../benches/data/test_ua.yaml")).expect("yaml");
         let total = tests.test_cases.len();
         assert!(total > 1_000, "corpus unexpectedly small: {total}");
 
@@ -759,22 +728,13 @@ mod tests {
                     major_agree += 1;
                 }
             } else {
-                family_misses.push(format!(
-                    "{:?}: got {:?}, want {want_family:?}",
-                    case.user_agent_string, got.browser
-                ));
+                family_misses
+                    .push(format!("{:?}: got {:?}, want {want_family:?}", case.user_agent_string, got.browser));
             }
         }
         let agree = total - family_misses.len();
-        assert!(
-            agree * 100 >= total * 99,
-            "family agreement {agree}/{total}; misses:\n{}",
-            family_misses.join("\n")
-        );
-        assert!(
-            major_agree * 100 >= total * 99,
-            "family+major agreement {major_agree}/{total}"
-        );
+        assert!(agree * 100 >= total * 99, "family agreement {agree}/{total}; misses:\n{}", family_misses.join("\n"));
+        assert!(major_agree * 100 >= total * 99, "family+major agreement {major_agree}/{total}");
     }
 
     #[test]
@@ -812,11 +772,7 @@ mod tests {
         let at_limit = format!("Mozilla/5.0 {}", "x".repeat(MAX_UA_LEN - 12));
         assert_eq!(at_limit.len(), MAX_UA_LEN);
         parser.parse(&at_limit);
-        assert_eq!(
-            parser.cache.len(),
-            1,
-            "strings at the limit are parsed and cached"
-        );
+        assert_eq!(parser.cache.len(), 1, "strings at the limit are parsed and cached");
     }
 
     #[test]
@@ -868,12 +824,7 @@ mod tests {
     fn fields_are_capped() {
         let ua = format!("{}/1.0", "A".repeat(200));
         let info = PARSER.parse_uncached(&ua);
-        for field in [
-            &info.browser,
-            &info.browser_version,
-            &info.os,
-            &info.os_version,
-        ] {
+        for field in [&info.browser, &info.browser_version, &info.os, &info.os_version] {
             assert!(field.len() <= MAX_FIELD_LEN, "{field:?}");
             assert!(!field.is_empty());
         }
@@ -891,14 +842,9 @@ mod tests {
 
     #[test]
     fn device_type_names() {
-        let names: Vec<_> = [
-            DeviceType::Desktop,
-            DeviceType::Mobile,
-            DeviceType::Tablet,
-            DeviceType::Other,
-        ]
-        .map(DeviceType::as_str)
-        .into();
+        let names: Vec<_> = [DeviceType::Desktop, DeviceType::Mobile, DeviceType::Tablet, DeviceType::Other]
+            .map(DeviceType::as_str)
+            .into();
         assert_eq!(names, ["desktop", "mobile", "tablet", "other"]);
     }
 

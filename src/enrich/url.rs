@@ -44,11 +44,7 @@ fn parse(raw: &str, max_len: usize) -> Result<Url, UrlError> {
         return Err(UrlError::TooLong(max_len));
     }
     let trimmed = raw.trim();
-    let scheme = trimmed
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let scheme = trimmed.split(':').next().unwrap_or_default().to_ascii_lowercase();
     if matches!(scheme.as_str(), "data" | "javascript" | "blob" | "vbscript") {
         return Err(UrlError::ForbiddenScheme);
     }
@@ -117,12 +113,7 @@ pub fn page_url(raw: &str, max_len: usize, keep_fragment: bool) -> Result<PageUr
 
 /// Parse a referrer. Self-referrals (same site as the page) become empty:
 /// moving between pages of one site is not a traffic source.
-pub fn referrer(
-    raw: &str,
-    max_len: usize,
-    page_host: &str,
-    site: &str,
-) -> Result<Referrer, UrlError> {
+pub fn referrer(raw: &str, max_len: usize, page_host: &str, site: &str) -> Result<Referrer, UrlError> {
     if raw.trim().is_empty() {
         return Ok(Referrer::default());
     }
@@ -131,10 +122,7 @@ pub fn referrer(
     if host == page_host || host == site || host.ends_with(&format!(".{site}")) {
         return Ok(Referrer::default());
     }
-    Ok(Referrer {
-        host,
-        path: clip(decode(url.path()), max_len),
-    })
+    Ok(Referrer { host, path: clip(decode(url.path()), max_len) })
 }
 
 #[cfg(test)]
@@ -160,38 +148,16 @@ mod tests {
 
     #[test]
     fn hash_mode_keeps_fragment() {
-        assert_eq!(
-            page_url("https://a.com/app#/settings", 2000, true)
-                .expect("ok")
-                .pathname,
-            "/app#/settings"
-        );
-        assert_eq!(
-            page_url("https://a.com/app#/settings", 2000, false)
-                .expect("ok")
-                .pathname,
-            "/app"
-        );
-        assert_eq!(
-            page_url("https://a.com", 2000, false).expect("ok").pathname,
-            "/"
-        );
+        assert_eq!(page_url("https://a.com/app#/settings", 2000, true).expect("ok").pathname, "/app#/settings");
+        assert_eq!(page_url("https://a.com/app#/settings", 2000, false).expect("ok").pathname, "/app");
+        assert_eq!(page_url("https://a.com", 2000, false).expect("ok").pathname, "/");
     }
 
     #[test]
     fn bad_urls_are_refused() {
-        assert_eq!(
-            page_url("data:text/html,hi", 2000, false),
-            Err(UrlError::ForbiddenScheme)
-        );
-        assert_eq!(
-            page_url(" JavaScript:alert(1)", 2000, false),
-            Err(UrlError::ForbiddenScheme)
-        );
-        assert_eq!(
-            page_url("/relative/path", 2000, false),
-            Err(UrlError::Malformed)
-        );
+        assert_eq!(page_url("data:text/html,hi", 2000, false), Err(UrlError::ForbiddenScheme));
+        assert_eq!(page_url(" JavaScript:alert(1)", 2000, false), Err(UrlError::ForbiddenScheme));
+        assert_eq!(page_url("/relative/path", 2000, false), Err(UrlError::Malformed));
         assert_eq!(page_url("not a url", 2000, false), Err(UrlError::Malformed));
         let long = format!("https://a.com/{}", "x".repeat(2000));
         assert_eq!(page_url(&long, 2000, false), Err(UrlError::TooLong(2000)));
@@ -199,44 +165,18 @@ mod tests {
 
     #[test]
     fn referrer_drops_query_and_self_referrals() {
-        let r = referrer(
-            "https://www.google.com/search?q=my+name+and+address",
-            2000,
-            "example.com",
-            "example.com",
-        )
-        .expect("ok");
+        let r = referrer("https://www.google.com/search?q=my+name+and+address", 2000, "example.com", "example.com")
+            .expect("ok");
+        assert_eq!(r, Referrer { host: "google.com".into(), path: "/search".into() });
         assert_eq!(
-            r,
-            Referrer {
-                host: "google.com".into(),
-                path: "/search".into()
-            }
-        );
-        assert_eq!(
-            referrer(
-                "https://example.com/other",
-                2000,
-                "example.com",
-                "example.com"
-            )
-            .expect("ok"),
+            referrer("https://example.com/other", 2000, "example.com", "example.com").expect("ok"),
             Referrer::default()
         );
         assert_eq!(
-            referrer(
-                "https://blog.example.com/x",
-                2000,
-                "example.com",
-                "example.com"
-            )
-            .expect("ok"),
+            referrer("https://blog.example.com/x", 2000, "example.com", "example.com").expect("ok"),
             Referrer::default()
         );
-        assert_eq!(
-            referrer("", 2000, "example.com", "example.com").expect("ok"),
-            Referrer::default()
-        );
+        assert_eq!(referrer("", 2000, "example.com", "example.com").expect("ok"), Referrer::default());
         assert!(referrer("data:x", 2000, "example.com", "example.com").is_err());
     }
 }

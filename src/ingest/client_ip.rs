@@ -45,18 +45,13 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
+    headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
 }
 
 /// `X-Forwarded-For: client, proxy1, proxy2` (possibly over several headers).
 fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let hops: Vec<Option<IpAddr>> = header_values(headers, "x-forwarded-for")
-        .flat_map(|v| v.split(','))
-        .map(|h| parse_hop(h.trim()))
-        .collect();
+    let hops: Vec<Option<IpAddr>> =
+        header_values(headers, "x-forwarded-for").flat_map(|v| v.split(',')).map(|h| parse_hop(h.trim())).collect();
     (!hops.is_empty()).then_some(hops)
 }
 
@@ -77,9 +72,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 }
 
 fn x_real_ip(headers: &HeaderMap) -> Option<IpAddr> {
-    header_values(headers, "x-real-ip")
-        .next()
-        .and_then(|v| parse_hop(v.trim()))
+    header_values(headers, "x-real-ip").next().and_then(|v| parse_hop(v.trim()))
 }
 
 /// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80` → address.
@@ -119,109 +112,34 @@ mod tests {
         let xff = "x-forwarded-for";
         let cases: &[(&str, &[(&'static str, &'static str)], &[&str], &str)] = &[
             // untrusted peer: headers ignored
-            (
-                "203.0.113.9:5000",
-                &[(xff, "198.51.100.77")],
-                &[],
-                "203.0.113.9",
-            ),
-            (
-                "203.0.113.9:5000",
-                &[(xff, "198.51.100.77")],
-                &["10.0.0.0/8"],
-                "203.0.113.9",
-            ),
+            ("203.0.113.9:5000", &[(xff, "198.51.100.77")], &[], "203.0.113.9"),
+            ("203.0.113.9:5000", &[(xff, "198.51.100.77")], &["10.0.0.0/8"], "203.0.113.9"),
             // trusted peer: rightmost untrusted hop
-            (
-                "10.0.0.1:5000",
-                &[(xff, "198.51.100.77")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "6.6.6.6, 198.51.100.77, 10.0.0.2")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "6.6.6.6"), (xff, "198.51.100.77")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "198.51.100.77:4321")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "[2001:db8::7]:443")],
-                &["10.0.0.0/8"],
-                "2001:db8::7",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "garbage, 198.51.100.77")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "198.51.100.77, garbage")],
-                &["10.0.0.0/8"],
-                "10.0.0.1",
-            ),
-            (
-                "10.0.0.1:5000",
-                &[(xff, "10.0.0.3, 10.0.0.2")],
-                &["10.0.0.0/8"],
-                "10.0.0.3",
-            ),
+            ("10.0.0.1:5000", &[(xff, "198.51.100.77")], &["10.0.0.0/8"], "198.51.100.77"),
+            ("10.0.0.1:5000", &[(xff, "6.6.6.6, 198.51.100.77, 10.0.0.2")], &["10.0.0.0/8"], "198.51.100.77"),
+            ("10.0.0.1:5000", &[(xff, "6.6.6.6"), (xff, "198.51.100.77")], &["10.0.0.0/8"], "198.51.100.77"),
+            ("10.0.0.1:5000", &[(xff, "198.51.100.77:4321")], &["10.0.0.0/8"], "198.51.100.77"),
+            ("10.0.0.1:5000", &[(xff, "[2001:db8::7]:443")], &["10.0.0.0/8"], "2001:db8::7"),
+            ("10.0.0.1:5000", &[(xff, "garbage, 198.51.100.77")], &["10.0.0.0/8"], "198.51.100.77"),
+            ("10.0.0.1:5000", &[(xff, "198.51.100.77, garbage")], &["10.0.0.0/8"], "10.0.0.1"),
+            ("10.0.0.1:5000", &[(xff, "10.0.0.3, 10.0.0.2")], &["10.0.0.0/8"], "10.0.0.3"),
             // Forwarded wins over X-Forwarded-For
             (
                 "[::1]:5000",
-                &[
-                    (
-                        "forwarded",
-                        "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
-                    ),
-                    (xff, "1.1.1.1"),
-                ],
+                &[("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\""), (xff, "1.1.1.1")],
                 &["::1/128"],
                 "2001:db8:cafe::17",
             ),
-            (
-                "[::1]:5000",
-                &[("forwarded", "For=\"198.51.100.77:80\"")],
-                &["::1/128"],
-                "198.51.100.77",
-            ),
+            ("[::1]:5000", &[("forwarded", "For=\"198.51.100.77:80\"")], &["::1/128"], "198.51.100.77"),
             // X-Real-IP last
-            (
-                "10.0.0.1:5000",
-                &[("x-real-ip", "198.51.100.77")],
-                &["10.0.0.0/8"],
-                "198.51.100.77",
-            ),
+            ("10.0.0.1:5000", &[("x-real-ip", "198.51.100.77")], &["10.0.0.0/8"], "198.51.100.77"),
             // no header from a trusted peer: the peer
             ("10.0.0.1:5000", &[], &["10.0.0.0/8"], "10.0.0.1"),
             // IPv4-mapped peer
-            (
-                "[::ffff:203.0.113.9]:5000",
-                &[(xff, "198.51.100.77")],
-                &["203.0.113.0/24"],
-                "198.51.100.77",
-            ),
+            ("[::ffff:203.0.113.9]:5000", &[(xff, "198.51.100.77")], &["203.0.113.0/24"], "198.51.100.77"),
         ];
         for (peer, hdrs, trusted, want) in cases {
-            assert_eq!(
-                resolve(peer, hdrs, trusted),
-                *want,
-                "peer {peer} headers {hdrs:?} trusted {trusted:?}"
-            );
+            assert_eq!(resolve(peer, hdrs, trusted), *want, "peer {peer} headers {hdrs:?} trusted {trusted:?}");
         }
     }
 }

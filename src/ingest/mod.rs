@@ -78,18 +78,9 @@ pub struct Ingest {
 
 impl Ingest {
     /// Validate, enrich, depersonalize and queue one beacon.
-    pub fn record(
-        &self,
-        beacon: Beacon,
-        ip: ClientIp,
-        user_agent: &str,
-    ) -> Result<Outcome, RejectError> {
-        let sites: Vec<&str> = beacon
-            .domains
-            .iter()
-            .filter_map(|d| self.config.site(d))
-            .map(|s| s.domain.as_str())
-            .collect();
+    pub fn record(&self, beacon: Beacon, ip: ClientIp, user_agent: &str) -> Result<Outcome, RejectError> {
+        let sites: Vec<&str> =
+            beacon.domains.iter().filter_map(|d| self.config.site(d)).map(|s| s.domain.as_str()).collect();
         if sites.is_empty() {
             return Ok(Outcome::Dropped(DropReason::UnknownSite));
         }
@@ -101,15 +92,9 @@ impl Ingest {
             return Ok(Outcome::Dropped(DropReason::Bot));
         }
         let max_url = self.config.server.max_url_bytes;
-        let page =
-            url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
-        let referrer = url::referrer(
-            beacon.referrer.as_deref().unwrap_or_default(),
-            max_url,
-            &page.hostname,
-            sites[0],
-        )
-        .map_err(RejectError::Referrer)?;
+        let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
+        let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
+            .map_err(RejectError::Referrer)?;
         if self.referrers.is_spam(&referrer.host) {
             return Ok(Outcome::Dropped(DropReason::Spam));
         }
@@ -132,20 +117,10 @@ impl Ingest {
         let yesterday = now.date().previous_day().and_then(|d| self.salts.get(d));
         let is_active = |site: &str, id: &VisitorId| self.bridge.is_active(site, id, now);
         let carry = match &yesterday {
-            Some(salt) if !self.bridge.is_empty() => Some(Carry {
-                salt,
-                is_active: &is_active,
-            }),
+            Some(salt) if !self.bridge.is_empty() => Some(Carry { salt, is_active: &is_active }),
             _ => None,
         };
-        let pseudonyms = privacy::depersonalize(
-            ip,
-            user_agent,
-            &sites,
-            &salt,
-            self.config.privacy.ip_mode,
-            carry,
-        );
+        let pseudonyms = privacy::depersonalize(ip, user_agent, &sites, &salt, self.config.privacy.ip_mode, carry);
         for (site, p) in sites.iter().zip(&pseudonyms) {
             self.bridge.note(site, &p.visitor_id, now, p.continued);
         }
@@ -154,8 +129,7 @@ impl Ingest {
             Some(r) => (r.micros, r.currency.clone()),
             None => (0, String::new()),
         };
-        let (prop_keys, prop_values): (Vec<String>, Vec<String>) =
-            beacon.props.iter().cloned().unzip();
+        let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.iter().cloned().unzip();
         let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
         let screen_class = screen::class(beacon.screen_width, ua.device);
         let mut queued = 0;

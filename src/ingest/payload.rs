@@ -79,10 +79,7 @@ pub enum PayloadError {
     #[error("missing required field `{0}`")]
     Missing(&'static str),
     #[error("invalid field `{field}`: {reason}")]
-    Invalid {
-        field: &'static str,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, reason: &'static str },
 }
 
 #[derive(Deserialize)]
@@ -141,18 +138,12 @@ pub fn from_json(body: &[u8]) -> Result<Beacon, PayloadError> {
 }
 
 fn host_of(url: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string))
 }
 
 /// Put `sd` and `e` first among the props (so the props limit never cuts
 /// them), as whole numbers: depth clamped to 0–100, time to a day.
-fn engagement(
-    props: &mut Vec<(String, String)>,
-    sd: Option<&Value>,
-    e: Option<&Value>,
-) -> Result<(), PayloadError> {
+fn engagement(props: &mut Vec<(String, String)>, sd: Option<&Value>, e: Option<&Value>) -> Result<(), PayloadError> {
     let number = |v: &Value, field, reason| {
         v.as_f64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
@@ -161,15 +152,11 @@ fn engagement(
     };
     let mut metrics = Vec::new();
     if let Some(v) = sd.filter(|v| !v.is_null()) {
-        let depth = number(v, "sd", "scroll depth must be a number (percent)")?
-            .clamp(0.0, 100.0)
-            .round();
+        let depth = number(v, "sd", "scroll depth must be a number (percent)")?.clamp(0.0, 100.0).round();
         metrics.push((SCROLL_DEPTH.to_string(), (depth as u8).to_string()));
     }
     if let Some(v) = e.filter(|v| !v.is_null()) {
-        let ms = number(v, "e", "engaged time must be a number (milliseconds)")?
-            .clamp(0.0, MAX_ENGAGED_MS)
-            .round();
+        let ms = number(v, "e", "engaged time must be a number (milliseconds)")?.clamp(0.0, MAX_ENGAGED_MS).round();
         metrics.push((ENGAGED_MS.to_string(), (ms as u64).to_string()));
     }
     if !metrics.is_empty() {
@@ -184,11 +171,7 @@ fn engagement(
 /// Parse the pixel's query string. `u` falls back to the `Referer` header
 /// (the page embedding the `<img>`), `d` to that URL's host.
 pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Beacon, PayloadError> {
-    let mut b = Beacon {
-        name: "pageview".into(),
-        interactive: true,
-        ..Beacon::default()
-    };
+    let mut b = Beacon { name: "pageview".into(), interactive: true, ..Beacon::default() };
     let mut domain = None;
     let mut props_raw = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -201,12 +184,7 @@ pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Bea
             "n" | "name" => b.name = v,
             "p" | "props" => props_raw = Some(Value::String(v)),
             "h" => b.hash_mode = v == "1" || v == "true",
-            "w" => {
-                b.screen_width = v
-                    .parse::<u32>()
-                    .map(|w| w.min(u16::MAX as u32) as u16)
-                    .unwrap_or(0)
-            }
+            "w" => b.screen_width = v.parse::<u32>().map(|w| w.min(u16::MAX as u32) as u16).unwrap_or(0),
             _ => {}
         }
     }
@@ -215,9 +193,7 @@ pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Bea
     } else if b.referrer.is_none() {
         // Without an explicit `r`, the Referer header is the best referrer
         // we have; when it is the page itself it is dropped as a self-referral.
-        b.referrer = referer_header
-            .filter(|r| !r.is_empty() && *r != b.url)
-            .map(str::to_string);
+        b.referrer = referer_header.filter(|r| !r.is_empty() && *r != b.url).map(str::to_string);
     }
     if b.url.is_empty() {
         return Err(PayloadError::Missing("u"));
@@ -242,10 +218,7 @@ fn decode_component(v: &str) -> Result<String, PayloadError> {
     } else {
         v
     };
-    percent_encoding::percent_decode_str(v)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| PayloadError::NotUtf8)
+    percent_encoding::percent_decode_str(v).decode_utf8().map(|c| c.into_owned()).map_err(|_| PayloadError::NotUtf8)
 }
 
 fn required(v: Option<String>, field: &'static str) -> Result<String, PayloadError> {
@@ -261,35 +234,21 @@ fn event_name(name: String) -> Result<String, PayloadError> {
         return Err(PayloadError::Missing("n"));
     }
     if name.chars().count() > MAX_NAME {
-        return Err(PayloadError::Invalid {
-            field: "n",
-            reason: "event name longer than 120 characters",
-        });
+        return Err(PayloadError::Invalid { field: "n", reason: "event name longer than 120 characters" });
     }
     if name.chars().any(char::is_control) {
-        return Err(PayloadError::Invalid {
-            field: "n",
-            reason: "event name contains control characters",
-        });
+        return Err(PayloadError::Invalid { field: "n", reason: "event name contains control characters" });
     }
     Ok(name)
 }
 
 fn domains(d: &str) -> Result<Vec<String>, PayloadError> {
-    let list: Vec<String> = d
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let list: Vec<String> = d.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
     if list.is_empty() {
         return Err(PayloadError::Missing("d"));
     }
     if list.len() > MAX_DOMAINS {
-        return Err(PayloadError::Invalid {
-            field: "d",
-            reason: "more than 10 domains",
-        });
+        return Err(PayloadError::Invalid { field: "d", reason: "more than 10 domains" });
     }
     Ok(list)
 }
@@ -304,13 +263,10 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 fn width(v: Option<&Value>) -> u16 {
-    v.and_then(|v| {
-        v.as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
-    .filter(|w| w.is_finite() && *w >= 0.0)
-    .map(|w| w.min(u16::MAX as f64) as u16)
-    .unwrap_or(0)
+    v.and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .filter(|w| w.is_finite() && *w >= 0.0)
+        .map(|w| w.min(u16::MAX as f64) as u16)
+        .unwrap_or(0)
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -388,18 +344,11 @@ fn revenue(v: Value) -> Result<Revenue, PayloadError> {
     }
     .filter(|a| a.is_finite() && a.abs() < 9.0e12)
     .ok_or(BAD)?;
-    let currency = obj
-        .get("currency")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or_default();
+    let currency = obj.get("currency").and_then(Value::as_str).map(str::trim).unwrap_or_default();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(BAD);
     }
-    Ok(Revenue {
-        micros: (amount * 1_000_000.0).round() as i64,
-        currency: currency.to_ascii_uppercase(),
-    })
+    Ok(Revenue { micros: (amount * 1_000_000.0).round() as i64, currency: currency.to_ascii_uppercase() })
 }
 
 #[cfg(test)]
@@ -408,12 +357,12 @@ mod tests {
 
     #[test]
     fn short_and_long_keys() {
-        let short = from_json(
-            br#"{"n":"pageview","u":"https://a.com/x","d":"a.com","r":null,"w":1280,"h":1}"#,
+        let short =
+            from_json(br#"{"n":"pageview","u":"https://a.com/x","d":"a.com","r":null,"w":1280,"h":1}"#).expect("ok");
+        let long = from_json(
+            br#"{"name":"pageview","url":"https://a.com/x","domain":"a.com","referrer":null,"w":1280,"hashMode":true}"#,
         )
         .expect("ok");
-        let long = from_json(br#"{"name":"pageview","url":"https://a.com/x","domain":"a.com","referrer":null,"w":1280,"hashMode":true}"#)
-            .expect("ok");
         assert_eq!(short, long);
         assert_eq!(short.screen_width, 1280);
         assert!(short.hash_mode && short.interactive);
@@ -421,17 +370,18 @@ mod tests {
 
     #[test]
     fn props_as_object_or_string() {
-        let obj = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":{"plan":"pro","seats":3,"trial":true,"none":null}}"#)
-            .expect("ok");
-        let string = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":"{\"plan\":\"pro\",\"seats\":3,\"trial\":true}"}"#)
-            .expect("ok");
-        let meta = from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","m":{"plan":"pro","seats":3,"trial":true}}"#)
-            .expect("ok");
-        let want = vec![
-            ("plan".into(), "pro".into()),
-            ("seats".into(), "3".into()),
-            ("trial".into(), "true".into()),
-        ];
+        let obj = from_json(
+            br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":{"plan":"pro","seats":3,"trial":true,"none":null}}"#,
+        )
+        .expect("ok");
+        let string = from_json(
+            br#"{"n":"Signup","u":"https://a.com/","d":"a.com","p":"{\"plan\":\"pro\",\"seats\":3,\"trial\":true}"}"#,
+        )
+        .expect("ok");
+        let meta =
+            from_json(br#"{"n":"Signup","u":"https://a.com/","d":"a.com","m":{"plan":"pro","seats":3,"trial":true}}"#)
+                .expect("ok");
+        let want = vec![("plan".into(), "pro".into()), ("seats".into(), "3".into()), ("trial".into(), "true".into())];
         assert_eq!(obj.props, want);
         assert_eq!(string.props, want);
         assert_eq!(meta.props, want);
@@ -439,15 +389,11 @@ mod tests {
 
     #[test]
     fn revenue_and_interactive() {
-        let b = from_json(br#"{"n":"Purchase","u":"https://a.com/","d":"a.com","$":{"amount":"19.99","currency":"eur"},"i":false}"#)
-            .expect("ok");
-        assert_eq!(
-            b.revenue,
-            Some(Revenue {
-                micros: 19_990_000,
-                currency: "EUR".into()
-            })
-        );
+        let b = from_json(
+            br#"{"n":"Purchase","u":"https://a.com/","d":"a.com","$":{"amount":"19.99","currency":"eur"},"i":false}"#,
+        )
+        .expect("ok");
+        assert_eq!(b.revenue, Some(Revenue { micros: 19_990_000, currency: "EUR".into() }));
         assert!(!b.interactive);
     }
 
@@ -455,40 +401,20 @@ mod tests {
     fn errors_name_the_problem() {
         let cases: &[(&[u8], PayloadError)] = &[
             (b"\xff\xfe", PayloadError::NotUtf8),
-            (
-                br#"{"u":"https://a.com","d":"a.com"}"#,
-                PayloadError::Missing("n"),
-            ),
-            (
-                br#"{"n":"pageview","d":"a.com"}"#,
-                PayloadError::Missing("u"),
-            ),
-            (
-                br#"{"n":"pageview","u":"not a url"}"#,
-                PayloadError::Missing("d"),
-            ),
+            (br#"{"u":"https://a.com","d":"a.com"}"#, PayloadError::Missing("n")),
+            (br#"{"n":"pageview","d":"a.com"}"#, PayloadError::Missing("u")),
+            (br#"{"n":"pageview","u":"not a url"}"#, PayloadError::Missing("d")),
             (
                 br#"{"n":"pageview","u":"https://a.com","d":"a.com","p":[1]}"#,
-                PayloadError::Invalid {
-                    field: "p",
-                    reason: "props must be an object or a JSON-encoded object",
-                },
+                PayloadError::Invalid { field: "p", reason: "props must be an object or a JSON-encoded object" },
             ),
         ];
         for (body, want) in cases {
-            assert_eq!(
-                &from_json(body).expect_err("invalid"),
-                want,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(&from_json(body).expect_err("invalid"), want, "{}", String::from_utf8_lossy(body));
         }
         assert!(matches!(from_json(b"not json"), Err(PayloadError::Json(_))));
         assert!(matches!(from_json(b"[1,2]"), Err(PayloadError::Json(_))));
-        assert!(matches!(
-            from_json(br#"{"n":5,"u":"x","d":"a"}"#),
-            Err(PayloadError::Json(_))
-        ));
+        assert!(matches!(from_json(br#"{"n":5,"u":"x","d":"a"}"#), Err(PayloadError::Json(_))));
     }
 
     #[test]
@@ -500,43 +426,26 @@ mod tests {
     #[test]
     fn engagement_becomes_props_and_is_not_interactive() {
         // As Plausible's tracker sends it, and as Headcount's does (float depth).
-        let plausible = from_json(br#"{"n":"engagement","sd":57,"d":"a.com","u":"https://a.com/","p":{"k":"v"},"e":4200,"v":36}"#)
-            .expect("ok");
+        let plausible =
+            from_json(br#"{"n":"engagement","sd":57,"d":"a.com","u":"https://a.com/","p":{"k":"v"},"e":4200,"v":36}"#)
+                .expect("ok");
         assert_eq!(
             plausible.props,
-            vec![
-                ("scroll_depth".into(), "57".into()),
-                ("engaged_ms".into(), "4200".into()),
-                ("k".into(), "v".into())
-            ]
+            vec![("scroll_depth".into(), "57".into()), ("engaged_ms".into(), "4200".into()), ("k".into(), "v".into())]
         );
         assert!(!plausible.interactive);
-        let ours = from_json(
-            br#"{"u":"https://a.com/","sd":133.7,"e":-5,"n":"engagement","h":false,"w":1280}"#,
-        )
-        .expect("ok");
-        assert_eq!(
-            ours.props,
-            vec![
-                ("scroll_depth".into(), "100".into()),
-                ("engaged_ms".into(), "0".into())
-            ]
-        );
+        let ours =
+            from_json(br#"{"u":"https://a.com/","sd":133.7,"e":-5,"n":"engagement","h":false,"w":1280}"#).expect("ok");
+        assert_eq!(ours.props, vec![("scroll_depth".into(), "100".into()), ("engaged_ms".into(), "0".into())]);
         let huge = from_json(br#"{"n":"engagement","u":"https://a.com/","e":1e300}"#).expect("ok");
         assert_eq!(huge.props, vec![("engaged_ms".into(), "86400000".into())]);
         assert_eq!(
             from_json(br#"{"n":"engagement","u":"https://a.com/","sd":"deep"}"#),
-            Err(PayloadError::Invalid {
-                field: "sd",
-                reason: "scroll depth must be a number (percent)"
-            })
+            Err(PayloadError::Invalid { field: "sd", reason: "scroll depth must be a number (percent)" })
         );
         // A full set of props never pushes the engagement metrics out.
-        let many: serde_json::Map<String, Value> = (0..40)
-            .map(|i| (format!("k{i}"), Value::from("v")))
-            .collect();
-        let body = serde_json::json!({"n":"engagement","u":"https://a.com","sd":10,"e":1,"p":many})
-            .to_string();
+        let many: serde_json::Map<String, Value> = (0..40).map(|i| (format!("k{i}"), Value::from("v"))).collect();
+        let body = serde_json::json!({"n":"engagement","u":"https://a.com","sd":10,"e":1,"p":many}).to_string();
         let b = from_json(body.as_bytes()).expect("ok");
         assert_eq!(b.props.len(), MAX_PROPS);
         assert_eq!(b.props[0].0, SCROLL_DEPTH);
@@ -545,20 +454,21 @@ mod tests {
 
     #[test]
     fn link_urls_lose_query_and_fragment() {
-        let b = from_json(br#"{"n":"Outbound Link: Click","u":"https://a.com/","p":{"url":"https://b.org/x?token=s3cret#frag"}}"#)
-            .expect("ok");
+        let b = from_json(
+            br#"{"n":"Outbound Link: Click","u":"https://a.com/","p":{"url":"https://b.org/x?token=s3cret#frag"}}"#,
+        )
+        .expect("ok");
         assert_eq!(b.props, vec![("url".into(), "https://b.org/x".into())]);
-        let custom = from_json(br#"{"n":"Shared","u":"https://a.com/","p":{"url":"https://b.org/x?q=1"}}"#).expect("ok");
+        let custom =
+            from_json(br#"{"n":"Shared","u":"https://a.com/","p":{"url":"https://b.org/x?q=1"}}"#).expect("ok");
         assert_eq!(custom.props, vec![("url".into(), "https://b.org/x?q=1".into())]);
     }
 
     #[test]
     fn props_are_bounded() {
-        let many: serde_json::Map<String, Value> = (0..100)
-            .map(|i| (format!("k{i}"), Value::from("v".repeat(5000))))
-            .collect();
-        let body =
-            serde_json::json!({"n":"x","u":"https://a.com","d":"a.com","p":many}).to_string();
+        let many: serde_json::Map<String, Value> =
+            (0..100).map(|i| (format!("k{i}"), Value::from("v".repeat(5000)))).collect();
+        let body = serde_json::json!({"n":"x","u":"https://a.com","d":"a.com","p":many}).to_string();
         let b = from_json(body.as_bytes()).expect("ok");
         assert_eq!(b.props.len(), MAX_PROPS);
         assert!(b.props.iter().all(|(_, v)| v.len() == MAX_PROP_VALUE));
@@ -566,8 +476,11 @@ mod tests {
 
     #[test]
     fn pixel_query() {
-        let b = from_pixel_query("d=a.com&u=https%3A%2F%2Fa.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F&n=Download", None)
-            .expect("ok");
+        let b = from_pixel_query(
+            "d=a.com&u=https%3A%2F%2Fa.com%2Fp%3Futm_source%3Dx&r=https%3A%2F%2Fgoogle.com%2F&n=Download",
+            None,
+        )
+        .expect("ok");
         assert_eq!(b.domains, vec!["a.com"]);
         assert_eq!(b.url, "https://a.com/p?utm_source=x");
         assert_eq!(b.referrer.as_deref(), Some("https://google.com/"));
@@ -578,13 +491,7 @@ mod tests {
         assert_eq!(from_header.domains, vec!["a.com"]);
         assert_eq!(from_header.name, "pageview");
 
-        assert_eq!(
-            from_pixel_query("d=a.com", None),
-            Err(PayloadError::Missing("u"))
-        );
-        assert_eq!(
-            from_pixel_query("d=a.com&u=%FF%FE", None),
-            Err(PayloadError::NotUtf8)
-        );
+        assert_eq!(from_pixel_query("d=a.com", None), Err(PayloadError::Missing("u")));
+        assert_eq!(from_pixel_query("d=a.com&u=%FF%FE", None), Err(PayloadError::NotUtf8));
     }
 }

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 /// A 43-byte transparent 1×1 GIF.
 pub const PIXEL_GIF: [u8; 43] = [
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02,
+    0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 /// Header telling the client whether its event was stored, and if not, why.
@@ -47,29 +47,18 @@ async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Ro
         (&Method::GET, "/readyz") => (Route::Ready, ready(ingest)),
         (&Method::GET, "/metrics") => {
             let mut r = text(StatusCode::OK, ingest.metrics.render());
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             (Route::Metrics, r)
         }
-        (
-            _,
-            "/p.gif" | "/api/event" | "/healthz" | "/readyz" | "/metrics" | "/js/script.js"
-            | "/opt-out",
-        ) => (
-            Route::NotFound,
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-        ),
+        (_, "/p.gif" | "/api/event" | "/healthz" | "/readyz" | "/metrics" | "/js/script.js" | "/opt-out") => {
+            (Route::NotFound, text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
+        }
         _ => (Route::NotFound, text(StatusCode::NOT_FOUND, "not found\n")),
     }
 }
 
 fn user_agent(req_headers: &hyper::HeaderMap) -> &str {
-    req_headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+    req_headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 /// `GET /p.gif`: always the GIF, so a pixel never shows broken.
@@ -97,14 +86,8 @@ fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from_static(&PIXEL_GIF)));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, max-age=0"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, max-age=0"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(EVENT_HEADER_NAME, outcome_header(outcome));
     r
 }
@@ -112,34 +95,19 @@ fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
 /// `POST /api/event`: the Plausible Events API.
 async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     let max = ingest.config.server.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return invalid(
-            ingest,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body larger than {max} bytes"),
-        );
+        return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return invalid(
-                ingest,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body larger than {max} bytes"),
-            );
+            return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
         }
         Err(_) => {
-            return invalid(
-                ingest,
-                StatusCode::BAD_REQUEST,
-                "request body could not be read",
-            );
+            return invalid(ingest, StatusCode::BAD_REQUEST, "request body could not be read");
         }
     };
     // A browser that declines tracking is not read any further.
@@ -157,8 +125,7 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
         Ok(outcome) => {
             ingest.count(outcome);
             let mut r = cors(text(StatusCode::ACCEPTED, "ok"));
-            r.headers_mut()
-                .insert(EVENT_HEADER_NAME, outcome_header(outcome));
+            r.headers_mut().insert(EVENT_HEADER_NAME, outcome_header(outcome));
             r
         }
         Err(e @ (RejectError::Url(_) | RejectError::Referrer(_) | RejectError::Payload(_))) => {
@@ -174,14 +141,8 @@ fn invalid(ingest: &Ingest, status: StatusCode, message: &str) -> Resp {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut r = cors(Response::new(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut().insert(
-        EVENT_HEADER_NAME,
-        HeaderValue::from_static("dropped; reason=invalid"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(EVENT_HEADER_NAME, HeaderValue::from_static("dropped; reason=invalid"));
     r
 }
 
@@ -212,78 +173,43 @@ fn preflight() -> Resp {
     let mut r = cors(Response::new(Full::new(Bytes::new())));
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     r
 }
 
 /// `GET /js/script.js`: the tracker, gzipped when the client accepts gzip,
 /// `304` when the client's copy is current (see [`tracker`]).
 fn script<B>(req: &Request<B>) -> Resp {
-    let header_str = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let reply = tracker::Script::embedded().reply(
-        header_str(header::ACCEPT_ENCODING),
-        header_str(header::IF_NONE_MATCH),
-    );
+    let header_str = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let reply =
+        tracker::Script::embedded().reply(header_str(header::ACCEPT_ENCODING), header_str(header::IF_NONE_MATCH));
     let (mut r, etag) = match reply {
         tracker::Reply::NotModified { etag } => {
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::NOT_MODIFIED;
             (r, etag)
         }
-        tracker::Reply::Body {
-            body,
-            gzipped,
-            etag,
-        } => {
+        tracker::Reply::Body { body, gzipped, etag } => {
             let mut r = Response::new(Full::new(body));
             if gzipped {
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
             (r, etag)
         }
     };
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(tracker::CACHE_CONTROL),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(tracker::CACHE_CONTROL));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
     // Loadable from any site, including ones that isolate themselves (COEP).
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("cross-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
 }
 
@@ -298,12 +224,8 @@ fn opt_out_page<B>(ingest: &Ingest, req: &Request<B>) -> Resp {
         }
     }
     let headers = req.headers();
-    let accept_language = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    let return_to = back
-        .as_deref()
-        .and_then(|u| opt_out::return_url(u, &ingest.config));
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let return_to = back.as_deref().and_then(|u| opt_out::return_url(u, &ingest.config));
     let html = opt_out::page(&opt_out::PageRequest {
         lang: opt_out::language(lang.as_deref(), accept_language),
         return_to: return_to.as_ref(),
@@ -311,40 +233,23 @@ fn opt_out_page<B>(ingest: &Ingest, req: &Request<B>) -> Resp {
     });
     let mut r = Response::new(Full::new(Bytes::from(html)));
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     // The page depends on Accept-Language, DNT and Sec-GPC: keep it out of caches.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
-        ),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
 }
 
 /// Any origin may send events; no credentials are ever involved.
 fn cors(mut r: Resp) -> Resp {
     let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EVENT_HEADER),
-    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EVENT_HEADER));
     r
 }
 
@@ -353,27 +258,17 @@ fn ready(ingest: &Ingest) -> Resp {
     let salt = ingest.salts.get(ingest.clock.now().date()).is_some();
     ingest.metrics.salt_ready.set(i64::from(salt));
     let body = serde_json::json!({ "store_reachable": store, "salt_loaded": salt }).to_string();
-    let status = if store && salt {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if store && salt { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -382,10 +277,7 @@ mod tests {
     #[test]
     fn dropped_headers_name_the_reason() {
         for reason in crate::telemetry::DropReason::ALL {
-            assert_eq!(
-                super::dropped_header(reason),
-                format!("dropped; reason={}", reason.as_str())
-            );
+            assert_eq!(super::dropped_header(reason), format!("dropped; reason={}", reason.as_str()));
         }
     }
 

@@ -119,14 +119,8 @@ mod tests {
             ("::", "::/48"),
             ("::1", "::/48"),
             ("2001:db8:abcd:12:3456:789a:bcde:f012", "2001:db8:abcd::/48"),
-            (
-                "2001:db8:abcd:ffff:ffff:ffff:ffff:ffff",
-                "2001:db8:abcd::/48",
-            ),
-            (
-                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                "ffff:ffff:ffff::/48",
-            ),
+            ("2001:db8:abcd:ffff:ffff:ffff:ffff:ffff", "2001:db8:abcd::/48"),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff::/48"),
             ("fe80::1", "fe80::/48"),
         ];
         for (ip, want) in cases {

@@ -29,9 +29,7 @@ pub struct MidnightBridge {
 impl MidnightBridge {
     /// Remember at most `capacity` ids (48 bytes each plus overhead).
     pub fn new(capacity: usize) -> Self {
-        MidnightBridge {
-            recent: Cache::new(capacity.max(1)),
-        }
+        MidnightBridge { recent: Cache::new(capacity.max(1)) }
     }
 
     /// Is `now` in the last [`SESSION_GAP`] of its UTC day?
@@ -44,8 +42,7 @@ impl MidnightBridge {
     /// shortly before midnight, or continuing after it, are kept.
     pub fn note(&self, site: &str, id: &VisitorId, now: OffsetDateTime, continued: bool) {
         if continued || Self::is_closing(now) {
-            self.recent
-                .insert((site.into(), id.0), now.unix_timestamp());
+            self.recent.insert((site.into(), id.0), now.unix_timestamp());
         }
     }
 
@@ -81,19 +78,10 @@ mod tests {
         assert!(b.is_empty());
         b.note("a.com", &id, datetime!(2026-11-22 23:45 UTC), false);
         assert!(b.is_active("a.com", &id, datetime!(2026-11-23 00:10 UTC)));
-        assert!(
-            !b.is_active("b.com", &id, datetime!(2026-11-23 00:10 UTC)),
-            "per site"
-        );
-        assert!(
-            !b.is_active("a.com", &id, datetime!(2026-11-23 00:20 UTC)),
-            "35 minutes idle ends the session"
-        );
+        assert!(!b.is_active("b.com", &id, datetime!(2026-11-23 00:10 UTC)), "per site");
+        assert!(!b.is_active("a.com", &id, datetime!(2026-11-23 00:20 UTC)), "35 minutes idle ends the session");
         b.note("a.com", &id, datetime!(2026-11-23 00:10 UTC), true);
-        assert!(
-            b.is_active("a.com", &id, datetime!(2026-11-23 00:35 UTC)),
-            "continuing refreshes"
-        );
+        assert!(b.is_active("a.com", &id, datetime!(2026-11-23 00:35 UTC)), "continuing refreshes");
         b.clear();
         assert!(!b.is_active("a.com", &id, datetime!(2026-11-23 00:36 UTC)));
     }

@@ -72,15 +72,11 @@ pub fn depersonalize(
     sites
         .iter()
         .map(|site| {
-            let yesterdays = carry
-                .as_ref()
-                .map(|c| (visitor::visitor_id(c.salt, site, &material, user_agent), c));
+            let yesterdays = carry.as_ref().map(|c| (visitor::visitor_id(c.salt, site, &material, user_agent), c));
             match yesterdays {
-                Some((old, c)) if (c.is_active)(site, &old) => Pseudonym {
-                    visitor_id: old,
-                    ip_prefix: ip_prefix.clone(),
-                    continued: true,
-                },
+                Some((old, c)) if (c.is_active)(site, &old) => {
+                    Pseudonym { visitor_id: old, ip_prefix: ip_prefix.clone(), continued: true }
+                }
                 _ => Pseudonym {
                     visitor_id: visitor::visitor_id(salt, site, &material, user_agent),
                     ip_prefix: ip_prefix.clone(),
@@ -102,14 +98,7 @@ mod tests {
     #[test]
     fn hash_mode_keeps_nothing_of_the_ip() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let p = depersonalize(
-            ip("198.51.100.77"),
-            "UA",
-            &["a.com"],
-            &salt,
-            IpMode::Hash,
-            None,
-        );
+        let p = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash, None);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].ip_prefix, None);
     }
@@ -117,40 +106,12 @@ mod tests {
     #[test]
     fn truncate_mode_hashes_the_network() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let a = depersonalize(
-            ip("198.51.100.77"),
-            "UA",
-            &["a.com"],
-            &salt,
-            IpMode::Truncate,
-            None,
-        );
-        let b = depersonalize(
-            ip("198.51.100.200"),
-            "UA",
-            &["a.com"],
-            &salt,
-            IpMode::Truncate,
-            None,
-        );
+        let a = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Truncate, None);
+        let b = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Truncate, None);
         assert_eq!(a, b, "same /24, same visitor in truncate mode");
         assert_eq!(a[0].ip_prefix.as_deref(), Some("198.51.100.0/24"));
-        let h1 = depersonalize(
-            ip("198.51.100.77"),
-            "UA",
-            &["a.com"],
-            &salt,
-            IpMode::Hash,
-            None,
-        );
-        let h2 = depersonalize(
-            ip("198.51.100.200"),
-            "UA",
-            &["a.com"],
-            &salt,
-            IpMode::Hash,
-            None,
-        );
+        let h1 = depersonalize(ip("198.51.100.77"), "UA", &["a.com"], &salt, IpMode::Hash, None);
+        let h2 = depersonalize(ip("198.51.100.200"), "UA", &["a.com"], &salt, IpMode::Hash, None);
         assert_ne!(h1, h2, "hash mode tells addresses apart");
         assert_ne!(h1[0].visitor_id, a[0].visitor_id, "modes never collide");
     }
@@ -159,22 +120,8 @@ mod tests {
     fn carry_keeps_yesterdays_id_only_for_active_sessions() {
         let today = Salt::from_bytes([1; salt::SALT_LEN]);
         let yesterday = Salt::from_bytes([2; salt::SALT_LEN]);
-        let fresh = depersonalize(
-            ip("198.51.100.7"),
-            "UA",
-            &["a.com"],
-            &today,
-            IpMode::Hash,
-            None,
-        );
-        let old = depersonalize(
-            ip("198.51.100.7"),
-            "UA",
-            &["a.com"],
-            &yesterday,
-            IpMode::Hash,
-            None,
-        );
+        let fresh = depersonalize(ip("198.51.100.7"), "UA", &["a.com"], &today, IpMode::Hash, None);
+        let old = depersonalize(ip("198.51.100.7"), "UA", &["a.com"], &yesterday, IpMode::Hash, None);
         let old_id = old[0].visitor_id;
         let active = |_: &str, id: &VisitorId| *id == old_id;
         let carried = depersonalize(
@@ -183,10 +130,7 @@ mod tests {
             &["a.com"],
             &today,
             IpMode::Hash,
-            Some(Carry {
-                salt: &yesterday,
-                is_active: &active,
-            }),
+            Some(Carry { salt: &yesterday, is_active: &active }),
         );
         assert_eq!(carried[0].visitor_id, old_id);
         assert!(carried[0].continued);
@@ -196,10 +140,7 @@ mod tests {
             &["a.com"],
             &today,
             IpMode::Hash,
-            Some(Carry {
-                salt: &yesterday,
-                is_active: &active,
-            }),
+            Some(Carry { salt: &yesterday, is_active: &active }),
         );
         assert!(!other[0].continued);
         assert_ne!(other[0].visitor_id, fresh[0].visitor_id);
@@ -209,14 +150,7 @@ mod tests {
     #[test]
     fn sites_are_not_linkable() {
         let salt = Salt::from_bytes([3; salt::SALT_LEN]);
-        let p = depersonalize(
-            ip("2001:db8::1"),
-            "UA",
-            &["a.com", "b.com"],
-            &salt,
-            IpMode::Hash,
-            None,
-        );
+        let p = depersonalize(ip("2001:db8::1"), "UA", &["a.com", "b.com"], &salt, IpMode::Hash, None);
         assert_ne!(p[0].visitor_id, p[1].visitor_id);
     }
 }

@@ -109,9 +109,7 @@ impl SaltBook {
 
 impl fmt::Debug for SaltBook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SaltBook")
-            .field("days", &self.days())
-            .finish()
+        f.debug_struct("SaltBook").field("days", &self.days()).finish()
     }
 }
 
@@ -148,23 +146,10 @@ mod tests {
     #[test]
     fn forgetting_drops_older_days_only() {
         let book = SaltBook::new();
-        for (i, d) in [
-            date!(2026 - 11 - 20),
-            date!(2026 - 11 - 21),
-            date!(2026 - 11 - 22),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, d) in [date!(2026 - 11 - 20), date!(2026 - 11 - 21), date!(2026 - 11 - 22)].into_iter().enumerate() {
             book.adopt(d, Salt::from_bytes([i as u8; SALT_LEN]));
         }
-        assert_eq!(
-            book.forget_before(date!(2026 - 11 - 21)),
-            vec![date!(2026 - 11 - 20)]
-        );
-        assert_eq!(
-            book.days(),
-            vec![date!(2026 - 11 - 21), date!(2026 - 11 - 22)]
-        );
+        assert_eq!(book.forget_before(date!(2026 - 11 - 21)), vec![date!(2026 - 11 - 20)]);
+        assert_eq!(book.days(), vec![date!(2026 - 11 - 21), date!(2026 - 11 - 22)]);
     }
 }

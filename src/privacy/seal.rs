@@ -90,45 +90,23 @@ fn aad(day: Date, proposal_id: &[u8; 16]) -> Vec<u8> {
 }
 
 /// Seal `salt` for `day` under `key`.
-pub fn seal(
-    key: &SaltKey,
-    day: Date,
-    proposal_id: &[u8; 16],
-    salt: &Salt,
-) -> Result<Sealed, SealError> {
+pub fn seal(key: &SaltKey, day: Date, proposal_id: &[u8; 16], salt: &Salt) -> Result<Sealed, SealError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| SealError::Rng)?;
     let aad = aad(day, proposal_id);
     let ciphertext = key
         .cipher()
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: salt.expose_secret(),
-                aad: &aad,
-            },
-        )
+        .encrypt(&XNonce::from(nonce), Payload { msg: salt.expose_secret(), aad: &aad })
         .map_err(|_| SealError::WrongKeyOrTampered)?;
     Ok(Sealed { nonce, ciphertext })
 }
 
 /// Open a sealed salt; fails on a wrong key, another day, or tampering.
-pub fn open(
-    key: &SaltKey,
-    day: Date,
-    proposal_id: &[u8; 16],
-    sealed: &Sealed,
-) -> Result<Salt, SealError> {
+pub fn open(key: &SaltKey, day: Date, proposal_id: &[u8; 16], sealed: &Sealed) -> Result<Salt, SealError> {
     let aad = aad(day, proposal_id);
     let mut plain = key
         .cipher()
-        .decrypt(
-            &XNonce::from(sealed.nonce),
-            Payload {
-                msg: &sealed.ciphertext,
-                aad: &aad,
-            },
-        )
+        .decrypt(&XNonce::from(sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
         .map_err(|_| SealError::WrongKeyOrTampered)?;
     let mut bytes = [0u8; SALT_LEN];
     let result = if plain.len() == SALT_LEN {
@@ -155,27 +133,15 @@ mod tests {
         let id = [9u8; 16];
         let sealed = seal(&key, day, &id, &salt).expect("seal");
         assert!(
-            !sealed
-                .ciphertext
-                .windows(SALT_LEN)
-                .any(|w| w == salt.expose_secret()),
+            !sealed.ciphertext.windows(SALT_LEN).any(|w| w == salt.expose_secret()),
             "ciphertext contains the salt"
         );
-        assert_eq!(
-            open(&key, day, &id, &sealed).expect("open").expose_secret(),
-            salt.expose_secret()
-        );
+        assert_eq!(open(&key, day, &id, &sealed).expect("open").expose_secret(), salt.expose_secret());
 
         let other_key = SaltKey::generate().expect("rng");
         assert!(open(&other_key, day, &id, &sealed).is_err(), "wrong key");
-        assert!(
-            open(&key, date!(2026 - 11 - 23), &id, &sealed).is_err(),
-            "other day"
-        );
-        assert!(
-            open(&key, day, &[8u8; 16], &sealed).is_err(),
-            "other proposal"
-        );
+        assert!(open(&key, date!(2026 - 11 - 23), &id, &sealed).is_err(), "other day");
+        assert!(open(&key, day, &[8u8; 16], &sealed).is_err(), "other proposal");
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
         assert!(open(&key, day, &id, &tampered).is_err(), "tampered");

@@ -89,12 +89,7 @@ mod tests {
     fn known_answer() {
         // Pins the construction: changing it silently would split every
         // visitor of the current day in two.
-        let id = visitor_id(
-            &salt(0),
-            "example.com",
-            &[4, 198, 51, 100, 77],
-            "Mozilla/5.0",
-        );
+        let id = visitor_id(&salt(0), "example.com", &[4, 198, 51, 100, 77], "Mozilla/5.0");
         let mut h = blake3::Hasher::new_keyed(&[0; 32]);
         h.update(b"headcount.visitor.v1");
         h.update(&11u64.to_le_bytes());
@@ -164,10 +159,7 @@ mod tests {
         }
         // Chi-square over 255 degrees of freedom; p = 0.0001 critical value ~ 360.
         let expected = n as f64 / 256.0;
-        let chi2: f64 = first_byte
-            .iter()
-            .map(|&o| (o as f64 - expected).powi(2) / expected)
-            .sum();
+        let chi2: f64 = first_byte.iter().map(|&o| (o as f64 - expected).powi(2) / expected).sum();
         assert!(chi2 < 360.0, "first byte not uniform: chi2 = {chi2:.1}");
     }
 }

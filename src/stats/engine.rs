@@ -277,11 +277,7 @@ fn filters(req: &StatsRequest, b: &Bounds) -> Result<Filters, StatsError> {
         s.push_str(")");
         scope.push(s);
     }
-    Ok(Filters {
-        scope: Sql::and(scope),
-        visit_scope,
-        matches: Sql::and(events),
-    })
+    Ok(Filters { scope: Sql::and(scope), visit_scope, matches: Sql::and(events) })
 }
 
 /// The engine's own queries, parsed once.
@@ -384,15 +380,7 @@ struct DayRow {
 
 impl DayRow {
     fn zero(day: Date) -> DayRow {
-        DayRow {
-            day,
-            visitors: 0,
-            pageviews: 0,
-            events: 0,
-            visits: 0,
-            bounces: 0,
-            duration: 0,
-        }
+        DayRow { day, visitors: 0, pageviews: 0, events: 0, visits: 0, bounces: 0, duration: 0 }
     }
 
     fn add(&mut self, o: &DayRow) {
@@ -470,8 +458,7 @@ fn template(e: super::template::TemplateError) -> StatsError {
 
 /// Render `t` with `slots`, then the request's bounds.
 fn fill(t: &Template, b: &Bounds, slots: &[(&str, Sql)]) -> Result<Sql, StatsError> {
-    t.render(&|s| slots.iter().find(|(n, _)| *n == s).map(|(_, v)| v.clone()).or_else(|| b.slot(s)))
-        .map_err(template)
+    t.render(&|s| slots.iter().find(|(n, _)| *n == s).map(|(_, v)| v.clone()).or_else(|| b.slot(s))).map_err(template)
 }
 
 /// Finished days' numbers from the rollups, kept in memory: a 30-day
@@ -569,11 +556,7 @@ impl Engine {
 
     /// Which source answers a breakdown of `req` by `d`.
     pub fn breakdown_plan(&self, req: &StatsRequest, d: Dimension) -> Plan {
-        if self.rollups && req.filters.is_empty() && rolled_up(d) {
-            Plan::Rollup(d.as_str())
-        } else {
-            Plan::Raw
-        }
+        if self.rollups && req.filters.is_empty() && rolled_up(d) { Plan::Rollup(d.as_str()) } else { Plan::Raw }
     }
 
     /// The SQL of the per-day numbers of `req` (for tests and the benchmark).
@@ -618,10 +601,7 @@ impl Engine {
             .collect();
         let missing: Vec<usize> = (0..all.len()).filter(|&i| rows[i].is_none()).collect();
         if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
-            let sub = StatsRequest {
-                range: DateRange { from: all[first], to: all[last] },
-                ..req.clone()
-            };
+            let sub = StatsRequest { range: DateRange { from: all[first], to: all[last] }, ..req.clone() };
             let fetched: Vec<DayRow> = self.days_sql(&sub)?.query(&self.client).fetch_all().await.map_err(store)?;
             let settled = OffsetDateTime::now_utc().date() - Duration::days(2);
             for i in missing {
@@ -667,12 +647,7 @@ impl Engine {
     pub async fn timeseries(&self, req: &StatsRequest, interval: Interval) -> Result<Vec<Point>, StatsError> {
         let mut points: Vec<Point> = buckets(&req.range, interval)
             .into_iter()
-            .map(|bucket| Point {
-                bucket,
-                visitors: 0,
-                visits: 0,
-                pageviews: 0,
-            })
+            .map(|bucket| Point { bucket, visitors: 0, visits: 0, pageviews: 0 })
             .collect();
         let mut add = |at: OffsetDateTime, visitors: u64, visits: u64, pageviews: u64| {
             if let Some(p) = points.iter_mut().rev().find(|p| p.bucket <= at) {
@@ -770,7 +745,12 @@ impl Engine {
 
     /// A rollup breakdown's rows summed per value, finished days from the
     /// cache; `None` when the range has too many rows to sum here.
-    async fn rollup_rows(&self, req: &StatsRequest, d: Dimension, dim: &str) -> Result<Option<Vec<FoldRow>>, StatsError> {
+    async fn rollup_rows(
+        &self,
+        req: &StatsRequest,
+        d: Dimension,
+        dim: &str,
+    ) -> Result<Option<Vec<FoldRow>>, StatsError> {
         let Some(cache) = &self.rows else {
             return Ok(None);
         };
@@ -793,11 +773,8 @@ impl Engine {
                 ("visits_merge", Sql::raw(visits)),
                 ("limit", Sql::value(Value::U64(ROWS_FETCH_LIMIT))),
             ];
-            let fetched: Vec<ValueDay> = fill(&q.breakdown_rollup_days, &b, &slots)?
-                .query(&self.client)
-                .fetch_all()
-                .await
-                .map_err(store)?;
+            let fetched: Vec<ValueDay> =
+                fill(&q.breakdown_rollup_days, &b, &slots)?.query(&self.client).fetch_all().await.map_err(store)?;
             if fetched.len() as u64 >= ROWS_FETCH_LIMIT {
                 return Ok(None);
             }
@@ -872,31 +849,17 @@ impl Engine {
     /// series, the previous period's for comparison.
     pub async fn panel(&self, panel: &Panel, req: &StatsRequest, k: Option<u64>) -> Result<StatsResult, StatsError> {
         let visitor_days = req.range.days() > 1;
-        let previous = StatsRequest {
-            range: req.range.previous(),
-            ..req.clone()
-        };
+        let previous = StatsRequest { range: req.range.previous(), ..req.clone() };
         match panel.kind {
             Kind::Aggregate => {
                 let (current, previous) = tokio::try_join!(self.aggregate(req), self.aggregate(&previous))?;
-                Ok(StatsResult::Aggregate {
-                    current,
-                    previous,
-                    visitor_days,
-                })
+                Ok(StatsResult::Aggregate { current, previous, visitor_days })
             }
             Kind::Timeseries => {
                 let interval = Interval::for_range(&req.range);
-                let (current, previous) = tokio::try_join!(
-                    self.timeseries(req, interval),
-                    self.timeseries(&previous, interval)
-                )?;
-                Ok(StatsResult::Timeseries {
-                    interval,
-                    current,
-                    previous,
-                    visitor_days,
-                })
+                let (current, previous) =
+                    tokio::try_join!(self.timeseries(req, interval), self.timeseries(&previous, interval))?;
+                Ok(StatsResult::Timeseries { interval, current, previous, visitor_days })
             }
             Kind::Breakdown => {
                 let d = panel
@@ -1003,11 +966,7 @@ fn assemble(d: Dimension, rows: Vec<FoldRow>, total: &Aggregate, per_visit: bool
             out.push(to_row(r));
         }
     }
-    Breakdown {
-        dimension: d,
-        rows: out,
-        other,
-    }
+    Breakdown { dimension: d, rows: out, other }
 }
 
 /// Every day of `r`.
@@ -1068,21 +1027,14 @@ mod tests {
     fn req(filters: Vec<Filter>) -> StatsRequest {
         StatsRequest {
             site: "example.com".into(),
-            range: DateRange {
-                from: date!(2026 - 03 - 01),
-                to: date!(2026 - 03 - 30),
-            },
+            range: DateRange { from: date!(2026 - 03 - 01), to: date!(2026 - 03 - 30) },
             filters,
             prop: None,
         }
     }
 
     fn f(d: Dimension, v: &str) -> Filter {
-        Filter {
-            dimension: d,
-            value: v.into(),
-            prop: None,
-        }
+        Filter { dimension: d, value: v.into(), prop: None }
     }
 
     fn engine() -> Engine {
@@ -1105,10 +1057,7 @@ mod tests {
         assert_eq!(e.plan(&req(vec![f(Dimension::Source, "Google")])), Plan::Rollup("source"));
         assert_eq!(e.plan(&req(vec![f(Dimension::Page, "/")])), Plan::Raw);
         assert_eq!(e.plan(&req(vec![f(Dimension::ExitPage, "/")])), Plan::Raw);
-        assert_eq!(
-            e.plan(&req(vec![f(Dimension::Source, "Google"), f(Dimension::Country, "RU")])),
-            Plan::Raw
-        );
+        assert_eq!(e.plan(&req(vec![f(Dimension::Source, "Google"), f(Dimension::Country, "RU")])), Plan::Raw);
         assert_eq!(e.breakdown_plan(&req(vec![]), Dimension::Page), Plan::Rollup("page"));
         assert_eq!(e.breakdown_plan(&req(vec![]), Dimension::ExitPage), Plan::Raw);
         assert_eq!(e.breakdown_plan(&req(vec![]), Dimension::Prop), Plan::Raw);
@@ -1119,11 +1068,7 @@ mod tests {
     #[test]
     fn every_dimension_has_sql() {
         for d in Dimension::ALL {
-            let mut r = req(vec![Filter {
-                dimension: d,
-                value: "x".into(),
-                prop: Some("plan".into()),
-            }]);
+            let mut r = req(vec![Filter { dimension: d, value: "x".into(), prop: Some("plan".into()) }]);
             r.prop = Some("plan".into());
             let e = engine();
             e.days_sql(&r).expect("days");
@@ -1138,9 +1083,7 @@ mod tests {
     #[test]
     fn filter_values_are_bound_not_spliced() {
         let evil = "'; DROP TABLE events; --";
-        let sql = engine()
-            .days_sql(&req(vec![f(Dimension::Page, evil), f(Dimension::Source, evil)]))
-            .expect("sql");
+        let sql = engine().days_sql(&req(vec![f(Dimension::Page, evil), f(Dimension::Source, evil)])).expect("sql");
         assert!(!sql.text.contains("DROP"), "{}", sql.text);
         assert!(sql.binds.contains(&Value::Str(evil.into())));
     }
@@ -1164,24 +1107,15 @@ mod tests {
 
     #[test]
     fn bucket_lists() {
-        let r = DateRange {
-            from: date!(2026 - 01 - 30),
-            to: date!(2026 - 03 - 02),
-        };
+        let r = DateRange { from: date!(2026 - 01 - 30), to: date!(2026 - 03 - 02) };
         let m = buckets(&r, Interval::Month);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].date(), date!(2026 - 01 - 01));
         assert_eq!(m[2].date(), date!(2026 - 03 - 01));
         assert_eq!(buckets(&r, Interval::Day).len(), 32);
-        let one = DateRange {
-            from: date!(2026 - 03 - 02),
-            to: date!(2026 - 03 - 03),
-        };
+        let one = DateRange { from: date!(2026 - 03 - 02), to: date!(2026 - 03 - 03) };
         assert_eq!(buckets(&one, Interval::Hour).len(), 48);
-        let dec = DateRange {
-            from: date!(2025 - 12 - 15),
-            to: date!(2026 - 01 - 15),
-        };
+        let dec = DateRange { from: date!(2025 - 12 - 15), to: date!(2026 - 01 - 15) };
         assert_eq!(buckets(&dec, Interval::Month).len(), 2);
     }
 }

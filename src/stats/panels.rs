@@ -180,12 +180,8 @@ impl Panels {
                 problems.push(format!("dashboards/{file}: dashboard `{}` declared twice", raw.id));
             }
             dash_ids.push(raw.id.clone());
-            let mut dash = Dashboard {
-                id: raw.id.clone(),
-                title_en: raw.title_en,
-                title_ru: raw.title_ru,
-                panels: Vec::new(),
-            };
+            let mut dash =
+                Dashboard { id: raw.id.clone(), title_en: raw.title_en, title_ru: raw.title_ru, panels: Vec::new() };
             for p in raw.panels {
                 let at = format!("dashboards/{file}: panel `{}`", p.id);
                 if !valid_id(&p.id) {
@@ -231,13 +227,13 @@ impl Panels {
                 let fits = match p.kind {
                     Kind::Aggregate => p.visualisation == Visualisation::Number,
                     Kind::Timeseries => p.visualisation == Visualisation::Chart,
-                    Kind::Breakdown => matches!(
-                        p.visualisation,
-                        Visualisation::Bars | Visualisation::Table | Visualisation::Map
-                    ),
+                    Kind::Breakdown => {
+                        matches!(p.visualisation, Visualisation::Bars | Visualisation::Table | Visualisation::Map)
+                    }
                 };
                 if !fits {
-                    problems.push(format!("{at}: visualisation {:?} does not fit a {:?} panel", p.visualisation, p.kind));
+                    problems
+                        .push(format!("{at}: visualisation {:?} does not fit a {:?} panel", p.visualisation, p.kind));
                 }
                 let limit = p.limit.unwrap_or(10);
                 if !(1..=1000).contains(&limit) {
@@ -284,9 +280,7 @@ impl Panels {
 
 impl From<TemplateError> for PanelError {
     fn from(e: TemplateError) -> Self {
-        PanelError {
-            problems: vec![e.to_string()],
-        }
+        PanelError { problems: vec![e.to_string()] }
     }
 }
 
@@ -356,7 +350,8 @@ dimension = "page"
 visualisation = "table"
 query = "q"
 "#;
-        let err = Panels::parse(&[("d.toml", toml)], &[("q.sql", "SELECT 1 WHERE x = /*limit*/10")]).expect_err("invalid");
+        let err =
+            Panels::parse(&[("d.toml", toml)], &[("q.sql", "SELECT 1 WHERE x = /*limit*/10")]).expect_err("invalid");
         assert!(err.problems[0].contains("unknown slot /*limit*/"), "{:?}", err.problems);
     }
 }

@@ -39,18 +39,12 @@ pub struct Sql {
 impl Sql {
     /// Literal SQL (a `?` in it must be meant as a placeholder).
     pub fn raw(text: &str) -> Sql {
-        Sql {
-            text: text.to_string(),
-            binds: Vec::new(),
-        }
+        Sql { text: text.to_string(), binds: Vec::new() }
     }
 
     /// A single bound value.
     pub fn value(v: Value) -> Sql {
-        Sql {
-            text: "?".into(),
-            binds: vec![v],
-        }
+        Sql { text: "?".into(), binds: vec![v] }
     }
 
     pub fn str(s: &str) -> Sql {
@@ -147,11 +141,7 @@ pub enum TemplateError {
     #[error("{template}: slot /*{slot}*/ has no default after it")]
     NoDefault { template: String, slot: String },
     #[error("{template}: unknown slot /*{slot}*/ (known: {known})")]
-    UnknownSlot {
-        template: String,
-        slot: String,
-        known: String,
-    },
+    UnknownSlot { template: String, slot: String, known: String },
     #[error("{template}: nothing fills slot /*{slot}*/")]
     Unfilled { template: String, slot: String },
     #[error("{template}: unbalanced parentheses or quotes")]
@@ -189,15 +179,9 @@ impl Template {
     /// Parse `text`: full-line `--` comments are dropped, a final `;` is
     /// cut, and every slot must be one of `known`.
     pub fn parse(name: &str, text: &str, known: &[&str]) -> Result<Template, TemplateError> {
-        let body: String = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let body: String = text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
         let body = body.trim().trim_end_matches(';').trim_end();
-        let err_unbalanced = || TemplateError::Unbalanced {
-            template: name.to_string(),
-        };
+        let err_unbalanced = || TemplateError::Unbalanced { template: name.to_string() };
         let bytes = body.as_bytes();
         let mut pieces = Vec::new();
         let mut text_start = 0;
@@ -208,9 +192,7 @@ impl Template {
                     i += quoted_len(&bytes[i..]).ok_or_else(err_unbalanced)?;
                 }
                 b';' => {
-                    return Err(TemplateError::Statements {
-                        template: name.to_string(),
-                    });
+                    return Err(TemplateError::Statements { template: name.to_string() });
                 }
                 b'/' if bytes.get(i + 1) == Some(&b'*') => {
                     let close = body[i + 2..].find("*/").ok_or_else(err_unbalanced)? + i + 2;
@@ -244,10 +226,7 @@ impl Template {
         if text_start < bytes.len() {
             pieces.push(Piece::Text(body[text_start..].to_string()));
         }
-        Ok(Template {
-            name: name.to_string(),
-            pieces,
-        })
+        Ok(Template { name: name.to_string(), pieces })
     }
 
     /// The slots used, in order of first appearance.
@@ -271,10 +250,8 @@ impl Template {
             match p {
                 Piece::Text(t) => out.push_str(&t.replace('?', "??")),
                 Piece::Slot(s) => {
-                    let sql = fill(s).ok_or_else(|| TemplateError::Unfilled {
-                        template: self.name.clone(),
-                        slot: s.clone(),
-                    })?;
+                    let sql = fill(s)
+                        .ok_or_else(|| TemplateError::Unfilled { template: self.name.clone(), slot: s.clone() })?;
                     // A lone value stays bare (`LIMIT ?`); expressions are
                     // parenthesized so they cannot bind to their neighbours.
                     if sql.text == "?" {
@@ -355,14 +332,8 @@ mod tests {
         .expect("parses");
         assert_eq!(t.slots(), vec!["site", "filters", "limit"]);
         let sql = t.render(&fill).expect("renders");
-        assert_eq!(
-            sql.text,
-            "SELECT '??', /* just a comment */ x FROM t WHERE site = ? AND (pathname = ?)\nLIMIT ?"
-        );
-        assert_eq!(
-            sql.binds,
-            vec![Value::Str("a.com".into()), Value::Str("/x?y".into()), Value::U64(5)]
-        );
+        assert_eq!(sql.text, "SELECT '??', /* just a comment */ x FROM t WHERE site = ? AND (pathname = ?)\nLIMIT ?");
+        assert_eq!(sql.binds, vec![Value::Str("a.com".into()), Value::Str("/x?y".into()), Value::U64(5)]);
         assert_eq!(
             sql.display(),
             "SELECT '?', /* just a comment */ x FROM t WHERE site = 'a.com' AND (pathname = '/x?y')\nLIMIT 5"
@@ -375,18 +346,9 @@ mod tests {
             Template::parse("t", "SELECT /*sight*/('x')", &["site"]),
             Err(TemplateError::UnknownSlot { .. })
         ));
-        assert!(matches!(
-            Template::parse("t", "SELECT /*site*/ , 1", &["site"]),
-            Err(TemplateError::NoDefault { .. })
-        ));
-        assert!(matches!(
-            Template::parse("t", "SELECT /*site*/('x'", &["site"]),
-            Err(TemplateError::NoDefault { .. })
-        ));
-        assert!(matches!(
-            Template::parse("t", "SELECT 1; SELECT 2", &[]),
-            Err(TemplateError::Statements { .. })
-        ));
+        assert!(matches!(Template::parse("t", "SELECT /*site*/ , 1", &["site"]), Err(TemplateError::NoDefault { .. })));
+        assert!(matches!(Template::parse("t", "SELECT /*site*/('x'", &["site"]), Err(TemplateError::NoDefault { .. })));
+        assert!(matches!(Template::parse("t", "SELECT 1; SELECT 2", &[]), Err(TemplateError::Statements { .. })));
         let t = Template::parse("t", "SELECT /*until*/('x')", &["until"]).expect("parses");
         assert!(matches!(t.render(&fill), Err(TemplateError::Unfilled { .. })));
     }

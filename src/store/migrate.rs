@@ -27,31 +27,11 @@ pub struct Migration {
 
 /// Every migration, in order. A unit test checks this matches `sql/`.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        file: "0001_events.sql",
-        sql: include_str!("../../sql/0001_events.sql"),
-    },
-    Migration {
-        version: 2,
-        file: "0002_salts.sql",
-        sql: include_str!("../../sql/0002_salts.sql"),
-    },
-    Migration {
-        version: 3,
-        file: "0003_acquisition.sql",
-        sql: include_str!("../../sql/0003_acquisition.sql"),
-    },
-    Migration {
-        version: 4,
-        file: "0004_access.sql",
-        sql: include_str!("../../sql/0004_access.sql"),
-    },
-    Migration {
-        version: 5,
-        file: "0005_sessions.sql",
-        sql: include_str!("../../sql/0005_sessions.sql"),
-    },
+    Migration { version: 1, file: "0001_events.sql", sql: include_str!("../../sql/0001_events.sql") },
+    Migration { version: 2, file: "0002_salts.sql", sql: include_str!("../../sql/0002_salts.sql") },
+    Migration { version: 3, file: "0003_acquisition.sql", sql: include_str!("../../sql/0003_acquisition.sql") },
+    Migration { version: 4, file: "0004_access.sql", sql: include_str!("../../sql/0004_access.sql") },
+    Migration { version: 5, file: "0005_sessions.sql", sql: include_str!("../../sql/0005_sessions.sql") },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -95,11 +75,7 @@ pub fn added_column(stmt: &str) -> Option<(String, String)> {
     let is = |w: &str, kw: &str| w.eq_ignore_ascii_case(kw);
     match words.as_slice() {
         [alter, table, t, add, column, c]
-            if is(alter, "ALTER")
-                && is(table, "TABLE")
-                && is(add, "ADD")
-                && is(column, "COLUMN")
-                && !is(c, "IF") =>
+            if is(alter, "ALTER") && is(table, "TABLE") && is(add, "ADD") && is(column, "COLUMN") && !is(c, "IF") =>
         {
             let unquote = |s: &str| s.trim_matches(|ch| ch == '`' || ch == '"').to_string();
             let t = t.rsplit('.').next().unwrap_or(t);
@@ -135,10 +111,7 @@ struct LedgerRow<'a> {
 /// Create the database if needed and apply missing migrations. Returns the
 /// files applied by this call.
 pub async fn run(server: &Client, database: &str) -> Result<Vec<&'static str>, StoreError> {
-    server
-        .query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`"))
-        .execute()
-        .await?;
+    server.query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")).execute().await?;
     let db = server.clone().with_database(database);
     db.query(LEDGER).execute().await?;
     let applied: Vec<Applied> = db
@@ -161,12 +134,7 @@ pub async fn run(server: &Client, database: &str) -> Result<Vec<&'static str>, S
             let added = added_column(&stmt);
             if let Some((table, column)) = &added {
                 if column_exists(&db, table, column).await? {
-                    tracing::debug!(
-                        migration = m.file,
-                        table,
-                        column,
-                        "column exists; ADD COLUMN skipped"
-                    );
+                    tracing::debug!(migration = m.file, table, column, "column exists; ADD COLUMN skipped");
                     continue;
                 }
             }
@@ -176,10 +144,7 @@ pub async fn run(server: &Client, database: &str) -> Result<Vec<&'static str>, S
                 match &added {
                     Some((table, column)) if column_exists(&db, table, column).await? => continue,
                     _ => {
-                        return Err(StoreError::Migration {
-                            file: m.file,
-                            source,
-                        });
+                        return Err(StoreError::Migration { file: m.file, source });
                     }
                 }
             }
@@ -235,23 +200,14 @@ mod tests {
 
     #[test]
     fn add_column_statements_are_recognised() {
-        assert_eq!(
-            added_column("ALTER TABLE events ADD COLUMN asn UInt32"),
-            Some(("events".into(), "asn".into()))
-        );
+        assert_eq!(added_column("ALTER TABLE events ADD COLUMN asn UInt32"), Some(("events".into(), "asn".into())));
         assert_eq!(
             added_column("alter table `db`.`events`\n  add column `city` String"),
             Some(("events".into(), "city".into()))
         );
-        assert_eq!(
-            added_column("ALTER TABLE events ADD COLUMN IF NOT EXISTS asn UInt32"),
-            None
-        );
+        assert_eq!(added_column("ALTER TABLE events ADD COLUMN IF NOT EXISTS asn UInt32"), None);
         assert_eq!(added_column("ALTER TABLE events DROP COLUMN asn"), None);
-        assert_eq!(
-            added_column("CREATE TABLE t (x UInt8) ENGINE = Memory"),
-            None
-        );
+        assert_eq!(added_column("CREATE TABLE t (x UInt8) ENGINE = Memory"), None);
     }
 
     /// The runner skips a whole statement when its column exists, so a
@@ -263,11 +219,7 @@ mod tests {
                 let n = stmt.to_ascii_uppercase().matches("ADD COLUMN").count();
                 if n > 0 {
                     assert_eq!(n, 1, "{}: one ADD COLUMN per statement: {stmt}", m.file);
-                    assert!(
-                        added_column(&stmt).is_some(),
-                        "{}: not recognised: {stmt}",
-                        m.file
-                    );
+                    assert!(added_column(&stmt).is_some(), "{}: not recognised: {stmt}", m.file);
                 }
             }
         }
@@ -278,13 +230,6 @@ mod tests {
         let s = split_statements(
             "-- a comment; with semicolon\nCREATE TABLE a (x UInt8)\nENGINE = Memory;\n\nSELECT 1;\nSELECT 2",
         );
-        assert_eq!(
-            s,
-            vec![
-                "CREATE TABLE a (x UInt8)\nENGINE = Memory",
-                "SELECT 1",
-                "SELECT 2"
-            ]
-        );
+        assert_eq!(s, vec!["CREATE TABLE a (x UInt8)\nENGINE = Memory", "SELECT 1", "SELECT 2"]);
     }
 }

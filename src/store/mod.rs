@@ -25,18 +25,9 @@ pub enum StoreError {
     #[error("ClickHouse request failed: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("migration {file} failed: {source}")]
-    Migration {
-        file: &'static str,
-        source: clickhouse::error::Error,
-    },
-    #[error(
-        "migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)"
-    )]
-    MigrationChanged {
-        file: &'static str,
-        applied: String,
-        now: String,
-    },
+    Migration { file: &'static str, source: clickhouse::error::Error },
+    #[error("migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)")]
+    MigrationChanged { file: &'static str, applied: String, now: String },
 }
 
 impl StoreError {
@@ -70,9 +61,7 @@ impl StoreError {
 /// A client for the configured server, without selecting the database (it
 /// may not exist yet; see [`migrate::run`]).
 pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
-    let mut c = clickhouse::Client::default()
-        .with_url(&cfg.url)
-        .with_validation(false);
+    let mut c = clickhouse::Client::default().with_url(&cfg.url).with_validation(false);
     if let Some(u) = &cfg.user {
         c = c.with_user(u);
     }

@@ -48,10 +48,8 @@ pub async fn days(db: &Client) -> Result<Vec<(Date, u64)>, StoreError> {
         day: Date,
         n: u64,
     }
-    let rows: Vec<DayCount> = db
-        .query("SELECT day, count() AS n FROM salts GROUP BY day ORDER BY day")
-        .fetch_all()
-        .await?;
+    let rows: Vec<DayCount> =
+        db.query("SELECT day, count() AS n FROM salts GROUP BY day ORDER BY day").fetch_all().await?;
     Ok(rows.into_iter().map(|r| (r.day, r.n)).collect())
 }
 
@@ -59,8 +57,6 @@ pub async fn days(db: &Client) -> Result<Vec<(Date, u64)>, StoreError> {
 pub async fn destroy(db: &Client, day: Date) -> Result<(), StoreError> {
     // Partition values are dates, which cannot carry injection; formatted
     // here because 18.16 does not accept a bound parameter in PARTITION.
-    db.query(&format!("ALTER TABLE salts DROP PARTITION '{day}'"))
-        .execute()
-        .await?;
+    db.query(&format!("ALTER TABLE salts DROP PARTITION '{day}'")).execute().await?;
     Ok(())
 }

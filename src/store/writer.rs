@@ -115,9 +115,7 @@ impl Writer {
             let t = Instant::now();
             match self.flush(batch).await {
                 Ok(()) => {
-                    self.metrics
-                        .flush_duration
-                        .observe(t.elapsed().as_secs_f64());
+                    self.metrics.flush_duration.observe(t.elapsed().as_secs_f64());
                     self.metrics.rows_written.inc_by(batch.len() as u64);
                     self.health.set_store_reachable(true);
                     return;

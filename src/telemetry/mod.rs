@@ -6,8 +6,7 @@
 //! bounded whatever traffic arrives.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -131,9 +130,7 @@ impl GeoDatabase {
 /// Status codes the routes answer with. Each (route, status) pair among
 /// these has its counter resolved once ([`Resolved`]); others are looked up.
 const FAST_STATUSES: [u16; 10] = [200, 202, 204, 304, 400, 404, 405, 413, 500, 503];
-const FAST_STATUS_LABELS: [&str; 10] = [
-    "200", "202", "204", "304", "400", "404", "405", "413", "500", "503",
-];
+const FAST_STATUS_LABELS: [&str; 10] = ["200", "202", "204", "304", "400", "404", "405", "413", "500", "503"];
 
 /// Counters of the per-request path, resolved from their vectors ahead of
 /// time: `with_label_values` hashes every label string and takes a lock on
@@ -169,52 +166,24 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "headcount_http_requests_total",
-                "HTTP requests by route and status code",
-            ),
+            Opts::new("headcount_http_requests_total", "HTTP requests by route and status code"),
             &["route", "status"],
         )?;
-        let events_accepted = IntCounter::new(
-            "headcount_events_accepted_total",
-            "Events accepted and queued for storage",
-        )?;
+        let events_accepted =
+            IntCounter::new("headcount_events_accepted_total", "Events accepted and queued for storage")?;
         let dropped = IntCounterVec::new(
-            Opts::new(
-                "headcount_events_dropped_total",
-                "Events not stored, by reason",
-            ),
+            Opts::new("headcount_events_dropped_total", "Events not stored, by reason"),
             &["reason"],
         )?;
-        let rows_written = IntCounter::new(
-            "headcount_rows_written_total",
-            "Event rows written to ClickHouse",
-        )?;
+        let rows_written = IntCounter::new("headcount_rows_written_total", "Event rows written to ClickHouse")?;
         let flush_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "headcount_flush_duration_seconds",
-                "Time to write one batch to ClickHouse",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            HistogramOpts::new("headcount_flush_duration_seconds", "Time to write one batch to ClickHouse")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )?;
-        let flush_errors = IntCounter::new(
-            "headcount_flush_errors_total",
-            "Failed batch writes to ClickHouse",
-        )?;
-        let queue_depth = IntGauge::new(
-            "headcount_queue_depth",
-            "Events waiting for the ClickHouse writer",
-        )?;
-        let salt_ready = IntGauge::new(
-            "headcount_salt_ready",
-            "1 when today's salt is held, else 0",
-        )?;
-        let ua_cache_misses = IntCounter::new(
-            "headcount_ua_parse_total",
-            "User-Agent strings parsed (cache misses)",
-        )?;
+        let flush_errors = IntCounter::new("headcount_flush_errors_total", "Failed batch writes to ClickHouse")?;
+        let queue_depth = IntGauge::new("headcount_queue_depth", "Events waiting for the ClickHouse writer")?;
+        let salt_ready = IntGauge::new("headcount_salt_ready", "1 when today's salt is held, else 0")?;
+        let ua_cache_misses = IntCounter::new("headcount_ua_parse_total", "User-Agent strings parsed (cache misses)")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(events_accepted.clone()))?;
         registry.register(Box::new(dropped.clone()))?;
@@ -232,10 +201,7 @@ impl Metrics {
             &["database"],
         )?;
         let geo_loads = IntCounterVec::new(
-            Opts::new(
-                "headcount_geo_loads_total",
-                "Geo database (re)loads by database and result",
-            ),
+            Opts::new("headcount_geo_loads_total", "Geo database (re)loads by database and result"),
             &["database", "result"],
         )?;
         registry.register(Box::new(geo_loaded.clone()))?;
@@ -265,16 +231,11 @@ impl Metrics {
     pub fn request(&self, route: Route, status: u16) {
         match FAST_STATUSES.iter().position(|&s| s == status) {
             Some(i) => self.resolved.requests[route as usize][i]
-                .get_or_init(|| {
-                    self.requests
-                        .with_label_values(&[route.as_str(), FAST_STATUS_LABELS[i]])
-                })
+                .get_or_init(|| self.requests.with_label_values(&[route.as_str(), FAST_STATUS_LABELS[i]]))
                 .inc(),
             None => {
                 let mut buf = itoa::Buffer::new();
-                self.requests
-                    .with_label_values(&[route.as_str(), buf.format(status)])
-                    .inc();
+                self.requests.with_label_values(&[route.as_str(), buf.format(status)]).inc();
             }
         }
     }
@@ -285,16 +246,12 @@ impl Metrics {
 
     /// Whether a geo database is loaded now.
     pub fn geo_loaded(&self, db: GeoDatabase, loaded: bool) {
-        self.geo_loaded
-            .with_label_values(&[db.as_str()])
-            .set(i64::from(loaded));
+        self.geo_loaded.with_label_values(&[db.as_str()]).set(i64::from(loaded));
     }
 
     /// One attempt to (re)load a geo database.
     pub fn geo_load(&self, db: GeoDatabase, ok: bool) {
-        self.geo_loads
-            .with_label_values(&[db.as_str(), if ok { "ok" } else { "error" }])
-            .inc();
+        self.geo_loads.with_label_values(&[db.as_str(), if ok { "ok" } else { "error" }]).inc();
     }
 
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
@@ -302,9 +259,7 @@ impl Metrics {
     }
 
     pub fn requests_count(&self, route: Route, status: u16) -> u64 {
-        self.requests
-            .with_label_values(&[route.as_str(), &status.to_string()])
-            .get()
+        self.requests.with_label_values(&[route.as_str(), &status.to_string()]).get()
     }
 
     /// The Prometheus text exposition of every metric.
@@ -323,13 +278,11 @@ pub struct Health {
 
 impl Health {
     pub fn set_store_reachable(&self, ok: bool) {
-        self.store_reachable
-            .store(ok, std::sync::atomic::Ordering::Relaxed);
+        self.store_reachable.store(ok, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn store_reachable(&self) -> bool {
-        self.store_reachable
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.store_reachable.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-pub const UA_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+pub const UA_CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 pub const UA_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
-pub const UA_GOOGLEBOT: &str =
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+pub const UA_GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 pub fn clickhouse_url() -> String {
-    std::env::var("HEADCOUNT_TEST_CLICKHOUSE_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:28123".into())
+    std::env::var("HEADCOUNT_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:28123".into())
 }
 
 /// A unique database name for one test.
@@ -44,28 +43,14 @@ impl Env {
         raw.clickhouse.database = database.clone();
         raw.clickhouse.batch_interval_ms = 50;
         raw.privacy.salt_key_file = dir.path().join("salt.key").display().to_string();
-        raw.sites = vec![
-            RawSite {
-                domain: "example.com".into(),
-            },
-            RawSite {
-                domain: "other.org".into(),
-            },
-        ];
+        raw.sites = vec![RawSite { domain: "example.com".into() }, RawSite { domain: "other.org".into() }];
         raw.log.level = "trace".into();
         let clock = ManualClock::new(OffsetDateTime::now_utc().replace_hour(10).expect("hour"));
-        Env {
-            database,
-            dir,
-            clock,
-            raw,
-        }
+        Env { database, dir, clock, raw }
     }
 
     pub fn config(&self) -> Config {
-        self.raw
-            .validate(&PathBuf::from(self.dir.path()))
-            .expect("valid test config")
+        self.raw.validate(&PathBuf::from(self.dir.path())).expect("valid test config")
     }
 
     pub fn options(&self) -> Options {
@@ -83,25 +68,13 @@ impl Env {
     }
 
     pub async fn start_with(&self, config: Config) -> App {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let running = app::start(listener, config, self.options())
-            .await
-            .expect("headcount starts");
-        App {
-            base: format!("http://{}", running.addr),
-            running,
-            db: self.db(),
-        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = app::start(listener, config, self.options()).await.expect("headcount starts");
+        App { base: format!("http://{}", running.addr), running, db: self.db() }
     }
 
     pub fn db(&self) -> Db {
-        Db {
-            url: clickhouse_url(),
-            database: self.database.clone(),
-            http: reqwest::Client::new(),
-        }
+        Db { url: clickhouse_url(), database: self.database.clone(), http: reqwest::Client::new() }
     }
 }
 
@@ -143,11 +116,7 @@ impl Db {
             .expect("ClickHouse reachable");
         let status = resp.status();
         let body = resp.bytes().await.expect("body").to_vec();
-        assert!(
-            status.is_success(),
-            "ClickHouse error for {sql}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        assert!(status.is_success(), "ClickHouse error for {sql}: {}", String::from_utf8_lossy(&body));
         body
     }
 
@@ -158,17 +127,11 @@ impl Db {
     /// Rows as JSON objects.
     pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
         let text = self.text(&format!("{sql} FORMAT JSONEachRow")).await;
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("json row"))
-            .collect()
+        text.lines().map(|l| serde_json::from_str(l).expect("json row")).collect()
     }
 
     pub async fn count(&self, sql_where: &str) -> u64 {
-        self.text(&format!("SELECT count() FROM events WHERE {sql_where}"))
-            .await
-            .trim()
-            .parse()
-            .expect("count")
+        self.text(&format!("SELECT count() FROM events WHERE {sql_where}")).await.trim().parse().expect("count")
     }
 
     pub async fn tables(&self) -> Vec<String> {
@@ -183,10 +146,7 @@ impl Db {
 /// An HTTP client that connects from a specific loopback address, so a
 /// test controls the socket peer address Headcount sees.
 pub fn client_from(local: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(Some(local.parse().expect("ip")))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().local_address(Some(local.parse().expect("ip"))).build().expect("client")
 }
 
 pub fn client() -> reqwest::Client {
@@ -204,13 +164,8 @@ pub struct Outage {
 impl Outage {
     pub async fn start(up: bool) -> Outage {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        let target = clickhouse_url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind proxy");
+        let target = clickhouse_url().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let flag = Arc::new(AtomicBool::new(up));
         let generation = Arc::new(AtomicU64::new(0));
@@ -241,19 +196,14 @@ impl Outage {
                 });
             }
         });
-        Outage {
-            url,
-            up: flag,
-            generation,
-        }
+        Outage { url, up: flag, generation }
     }
 
     /// ClickHouse "goes down": new connections are refused, open ones cut
     /// (returns once they are).
     pub async fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -273,9 +223,5 @@ pub async fn pageview(app: &App, ua: &str, forwarded_ip: &str) -> String {
         .send()
         .await
         .expect("request");
-    r.headers()
-        .get("x-headcount-event")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+    r.headers().get("x-headcount-event").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }

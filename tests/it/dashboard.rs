@@ -22,13 +22,39 @@ fn fixture() -> Fixture {
     let now = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
     Fixture {
         totals: Totals {
-            current: Aggregate { visitors: 120, visits: 150, pageviews: 400, events: 9, views_per_visit: 2.67, bounce_rate: 41.2, visit_duration: 95.4 },
-            previous: Aggregate { visitors: 100, visits: 130, pageviews: 300, events: 3, views_per_visit: 2.31, bounce_rate: 45.0, visit_duration: 80.0 },
+            current: Aggregate {
+                visitors: 120,
+                visits: 150,
+                pageviews: 400,
+                events: 9,
+                views_per_visit: 2.67,
+                bounce_rate: 41.2,
+                visit_duration: 95.4,
+            },
+            previous: Aggregate {
+                visitors: 100,
+                visits: 130,
+                pageviews: 300,
+                events: 3,
+                views_per_visit: 2.31,
+                bounce_rate: 45.0,
+                visit_duration: 80.0,
+            },
             visitor_days: true,
         },
-        points: (0..3).map(|i| Point { bucket: now + time::Duration::days(i), visitors: 40, visits: 50, pageviews: 130 + i as u64 }).collect(),
+        points: (0..3)
+            .map(|i| Point {
+                bucket: now + time::Duration::days(i),
+                visitors: 40,
+                visits: 50,
+                pageviews: 130 + i as u64,
+            })
+            .collect(),
         rows: vec![
-            (Dimension::Page, vec![Fixture::row("/", 80), Fixture::row("/pricing", 30), Fixture::row("/secret-small-page", 2)]),
+            (
+                Dimension::Page,
+                vec![Fixture::row("/", 80), Fixture::row("/pricing", 30), Fixture::row("/secret-small-page", 2)],
+            ),
             (Dimension::Country, vec![Fixture::row("RU", 90), Fixture::row("IS", 1)]),
             (Dimension::Source, vec![Fixture::row("Google", 60), Fixture::row("", 50)]),
         ],
@@ -80,7 +106,8 @@ impl Web {
     }
 
     async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)], origin: bool) -> reqwest::Response {
-        let mut r = http().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(encode(form));
+        let mut r =
+            http().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(encode(form));
         if let Some(c) = cookie {
             r = r.header("cookie", c);
         }
@@ -94,14 +121,17 @@ impl Web {
     async fn login(&self, email: &str) -> String {
         let page = self.get("/login", None).await.text().await.expect("body");
         let t = hidden(&page, "t");
-        let r = self.post("/login", None, &[("t", &t), ("email", email), ("password", PASSWORD), ("next", "/")], true).await;
+        let r = self
+            .post("/login", None, &[("t", &t), ("email", email), ("password", PASSWORD), ("next", "/")], true)
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {email}");
         cookie_of(&r, "hc_session").expect("session cookie")
     }
 
     /// POST a form with exactly these extra headers.
     async fn post_headers(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut r = http().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(encode(form));
+        let mut r =
+            http().post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(encode(form));
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
@@ -148,7 +178,15 @@ fn set_cookie_header(r: &reqwest::Response) -> String {
 #[tokio::test]
 async fn unauthenticated_requests_get_the_login_page() {
     let w = start("dash_anon", true).await;
-    for path in ["/", "/example.com", "/example.com?period=7d", "/example.com/export.zip", "/example.com/export/page.csv", "/example.com/shares", "/other.org"] {
+    for path in [
+        "/",
+        "/example.com",
+        "/example.com?period=7d",
+        "/example.com/export.zip",
+        "/example.com/export/page.csv",
+        "/example.com/shares",
+        "/other.org",
+    ] {
         let r = w.get(path, None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         let loc = r.headers()["location"].to_str().expect("location").to_string();
@@ -206,11 +244,25 @@ async fn login_sessions_csrf_and_logout() {
     let cookie = cookie_of(&r, "hc_session").expect("cookie");
     // Only the hash of the token is stored.
     let token = cookie.trim_start_matches("hc_session=");
-    assert_eq!(w.app.db.text(&format!("SELECT count() FROM dashboard_sessions WHERE token_hash = '{token}'")).await.trim(), "0");
-    assert_eq!(w.app.db.text(&format!("SELECT count() FROM dashboard_sessions WHERE token_hash = '{}'", secret::hash_token(token))).await.trim(), "1");
+    assert_eq!(
+        w.app.db.text(&format!("SELECT count() FROM dashboard_sessions WHERE token_hash = '{token}'")).await.trim(),
+        "0"
+    );
+    assert_eq!(
+        w.app
+            .db
+            .text(&format!("SELECT count() FROM dashboard_sessions WHERE token_hash = '{}'", secret::hash_token(token)))
+            .await
+            .trim(),
+        "1"
+    );
 
     // Behind a trusted TLS proxy the cookie is Secure.
-    let tls = [("origin", "https://stats.example.com"), ("x-forwarded-host", "stats.example.com"), ("x-forwarded-proto", "https")];
+    let tls = [
+        ("origin", "https://stats.example.com"),
+        ("x-forwarded-host", "stats.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
     let r = w.post_headers("/login", &good, &tls).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(set_cookie_header(&r).contains("; Secure"), "{}", set_cookie_header(&r));
@@ -236,7 +288,11 @@ async fn login_sessions_csrf_and_logout() {
     let cookie = w.login("alice@example.com").await;
     assert_eq!(w.get("/example.com", Some(&cookie)).await.status(), StatusCode::OK);
     w._env.clock.advance(time::Duration::days(8));
-    assert_eq!(w.get("/example.com", Some(&cookie)).await.status(), StatusCode::SEE_OTHER, "expired after session_hours");
+    assert_eq!(
+        w.get("/example.com", Some(&cookie)).await.status(),
+        StatusCode::SEE_OTHER,
+        "expired after session_hours"
+    );
     w.app.stop().await;
 }
 
@@ -247,7 +303,9 @@ async fn logins_are_rate_limited() {
     let page = w.get("/login", None).await.text().await.expect("body");
     let t = hidden(&page, "t");
     for _ in 0..5 {
-        let r = w.post("/login", None, &[("t", &t), ("email", "bob@example.com"), ("password", "wrong password")], true).await;
+        let r = w
+            .post("/login", None, &[("t", &t), ("email", "bob@example.com"), ("password", "wrong password")], true)
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     // Even the right password is not tried now.
@@ -263,7 +321,14 @@ async fn a_user_of_one_site_cannot_read_another() {
     w.user("a@example.com", &["example.com"]).await;
     let cookie = w.login("a@example.com").await;
     assert_eq!(w.get("/example.com", Some(&cookie)).await.status(), StatusCode::OK);
-    for path in ["/other.org", "/other.org?period=7d", "/other.org/export.zip", "/other.org/export/page.csv", "/other.org/shares", "/unknown.net"] {
+    for path in [
+        "/other.org",
+        "/other.org?period=7d",
+        "/other.org/export.zip",
+        "/other.org/export/page.csv",
+        "/other.org/shares",
+        "/unknown.net",
+    ] {
         let r = w.get(path, Some(&cookie)).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
@@ -306,8 +371,14 @@ async fn shares_need_csrf_and_apply_the_k_threshold() {
     let csrf = hidden(&page, "csrf");
 
     // Without the token, or from another origin: refused, nothing created.
-    assert_eq!(w.post("/example.com/shares", Some(&cookie), &[("label", "x")], true).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(w.post("/example.com/shares", Some(&cookie), &[("csrf", &csrf)], false).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.post("/example.com/shares", Some(&cookie), &[("label", "x")], true).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.post("/example.com/shares", Some(&cookie), &[("csrf", &csrf)], false).await.status(),
+        StatusCode::FORBIDDEN
+    );
     assert!(w.access.shares(None).await.expect("shares").is_empty());
 
     let r = w.post("/example.com/shares", Some(&cookie), &[("csrf", &csrf), ("label", "<b>board</b>")], true).await;
@@ -346,7 +417,10 @@ async fn shares_need_csrf_and_apply_the_k_threshold() {
 
     // Revoking needs the token too, then the link is dead.
     let id = w.access.shares(Some("example.com")).await.expect("shares")[0].id.clone();
-    assert_eq!(w.post(&format!("/example.com/shares/{id}/revoke"), Some(&cookie), &[], true).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.post(&format!("/example.com/shares/{id}/revoke"), Some(&cookie), &[], true).await.status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(w.get(&format!("/share/{token}"), None).await.status(), StatusCode::OK);
     let r = w.post(&format!("/example.com/shares/{id}/revoke"), Some(&cookie), &[("csrf", &csrf)], true).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -368,7 +442,11 @@ async fn password_protected_shares() {
     let t = hidden(&page, "t");
     assert_eq!(w.get(&format!("{base}/export.zip"), None).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(w.post(&base, None, &[("t", &t), ("password", "wrong")], true).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(w.post(&base, None, &[("password", "share secret")], true).await.status(), StatusCode::FORBIDDEN, "no form token");
+    assert_eq!(
+        w.post(&base, None, &[("password", "share secret")], true).await.status(),
+        StatusCode::FORBIDDEN,
+        "no form token"
+    );
     let r = w.post(&base, None, &[("t", &t), ("password", "share secret")], true).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let sc = set_cookie_header(&r);
@@ -378,7 +456,10 @@ async fn password_protected_shares() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.expect("body").contains(">/pricing<"));
     // The share cookie is no operator session.
-    assert_eq!(w.get("/example.com", Some(&cookie.replace("hc_share", "hc_session"))).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.get("/example.com", Some(&cookie.replace("hc_share", "hc_session"))).await.status(),
+        StatusCode::SEE_OTHER
+    );
     w.access.revoke_share(&share.id).await.expect("revoke");
     assert_eq!(w.get(&base, Some(&cookie)).await.status(), StatusCode::NOT_FOUND);
     w.app.stop().await;
@@ -419,16 +500,28 @@ async fn plausible_stats_api_shapes() {
     assert_eq!(s, StatusCode::OK);
     let rows = v["results"].as_array().expect("array");
     assert_eq!(rows.len(), 3);
-    assert!(rows[0]["date"].as_str().expect("date").len() == 10 && rows[0]["visitors"] == 40 && rows[0]["pageviews"] == 130, "{v}");
+    assert!(
+        rows[0]["date"].as_str().expect("date").len() == 10 && rows[0]["visitors"] == 40 && rows[0]["pageviews"] == 130,
+        "{v}"
+    );
 
     let (s, v) = w.api("/api/v1/stats/breakdown?site_id=example.com&period=7d&property=visit:country&metrics=visitors,bounce_rate&limit=1", &key).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, serde_json::json!({"results": [{"country": "RU", "visitors": 90, "bounce_rate": 40}]}));
     let (_, v) = w.api("/api/v1/stats/breakdown?site_id=example.com&property=event:page&limit=2&page=2", &key).await;
-    assert_eq!(v, serde_json::json!({"results": [{"page": "/secret-small-page", "visitors": 2}]}), "page 2, and no k-threshold for operators' keys");
+    assert_eq!(
+        v,
+        serde_json::json!({"results": [{"page": "/secret-small-page", "visitors": 2}]}),
+        "page 2, and no k-threshold for operators' keys"
+    );
 
     // Filters reach the source as values.
-    let (s, _) = w.api("/api/v1/stats/aggregate?site_id=example.com&filters=visit:source%3D%3DGoogle%3Bevent:page%3D%3D%2Fblog", &key).await;
+    let (s, _) = w
+        .api(
+            "/api/v1/stats/aggregate?site_id=example.com&filters=visit:source%3D%3DGoogle%3Bevent:page%3D%3D%2Fblog",
+            &key,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let last = w.fixture.as_ref().expect("fixture").requests.lock().expect("lock").last().cloned().expect("request");
     assert_eq!(last.filters.len(), 2);
@@ -507,12 +600,24 @@ async fn end_to_end_escaping_filters_k_and_api() {
     assert!(html.contains(" Russia</a>"));
 
     // Filters: by the markup path, by Google, and by a value that looks like SQL.
-    let q = |v: &str| form_urlencoded::Serializer::new(String::new()).append_pair("period", "day").append_pair("f", v).finish();
-    let html = w.get(&format!("/example.com?{}", q(&format!("page:{EVIL_PATH}"))), Some(&cookie)).await.text().await.expect("body");
+    let q = |v: &str| {
+        form_urlencoded::Serializer::new(String::new()).append_pair("period", "day").append_pair("f", v).finish()
+    };
+    let html = w
+        .get(&format!("/example.com?{}", q(&format!("page:{EVIL_PATH}"))), Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(html.contains("data-metric=\"visitors\">1<") && !html.contains("<script>alert"));
     let html = w.get(&format!("/example.com?{}", q("source:Google")), Some(&cookie)).await.text().await.expect("body");
     assert!(html.contains("data-metric=\"visitors\">12<"));
-    for sqlish in ["page:' OR 1=1 --", "page:/') OR ('1'='1", "source:Google' UNION SELECT password_hash FROM users --", "country:RU\\'; DROP TABLE events; --"] {
+    for sqlish in [
+        "page:' OR 1=1 --",
+        "page:/') OR ('1'='1",
+        "source:Google' UNION SELECT password_hash FROM users --",
+        "country:RU\\'; DROP TABLE events; --",
+    ] {
         let r = w.get(&format!("/example.com?{}", q(sqlish)), Some(&cookie)).await;
         assert_eq!(r.status(), StatusCode::OK, "{sqlish}");
         let html = r.text().await.expect("body");

@@ -44,10 +44,7 @@ async fn pixel_event_lands_with_parsed_fields() {
     assert_eq!(r["ip_prefix"], "");
     assert_eq!(r["idlen"], "16");
     let all = db.text("SELECT * FROM events FORMAT TSV").await;
-    assert!(
-        !all.contains("token123") && !all.contains("private"),
-        "query strings leaked: {all}"
-    );
+    assert!(!all.contains("token123") && !all.contains("private"), "query strings leaked: {all}");
 }
 
 #[tokio::test]
@@ -63,9 +60,7 @@ async fn pixel_without_url_uses_referer_header() {
         .expect("request");
     assert_eq!(resp.headers()["x-headcount-event"], "accepted");
     let db = app.stop().await;
-    let rows = db
-        .rows("SELECT site, pathname, device, os FROM events")
-        .await;
+    let rows = db.rows("SELECT site, pathname, device, os FROM events").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["pathname"], "/from-header");
     assert_eq!(rows[0]["device"], "mobile");
@@ -97,16 +92,10 @@ async fn plausible_payloads_are_accepted_unchanged() {
             r#"{"n":"Purchase","u":"https://example.com/cart","d":"example.com","$":{"amount":"49.90","currency":"RUB"},"i":false}"#,
         ),
         // no content type at all
-        (
-            "",
-            r#"{"n":"pageview","u":"https://example.com/#/spa","d":"example.com","h":1}"#,
-        ),
+        ("", r#"{"n":"pageview","u":"https://example.com/#/spa","d":"example.com","h":1}"#),
     ];
     for (ct, body) in bodies {
-        let mut req = c
-            .post(app.url("/api/event"))
-            .header("user-agent", UA_CHROME)
-            .body(body);
+        let mut req = c.post(app.url("/api/event")).header("user-agent", UA_CHROME).body(body);
         if !ct.is_empty() {
             req = req.header("content-type", ct);
         }
@@ -122,15 +111,9 @@ async fn plausible_payloads_are_accepted_unchanged() {
         .await;
     assert_eq!(rows.len(), 5, "{rows:?}");
     let by = |n: &str| rows.iter().find(|r| r["name"] == n).cloned().expect("row");
-    assert_eq!(
-        by("Signup")["prop_keys"],
-        serde_json::json!(["plan", "seats"])
-    );
+    assert_eq!(by("Signup")["prop_keys"], serde_json::json!(["plan", "seats"]));
     assert_eq!(by("Signup")["prop_values"], serde_json::json!(["pro", "3"]));
-    assert_eq!(
-        by("Download")["prop_values"],
-        serde_json::json!(["report.pdf"])
-    );
+    assert_eq!(by("Download")["prop_values"], serde_json::json!(["report.pdf"]));
     assert_eq!(by("Purchase")["revenue_micros"], "49900000");
     assert_eq!(by("Purchase")["revenue_currency"], "RUB");
     assert_eq!(by("Purchase")["interactive"], 0);
@@ -154,11 +137,7 @@ async fn preflight_allows_any_origin_without_credentials() {
         .expect("request");
     assert_eq!(resp.status(), 204);
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-    assert!(
-        resp.headers()
-            .get("access-control-allow-credentials")
-            .is_none()
-    );
+    assert!(resp.headers().get("access-control-allow-credentials").is_none());
     assert!(resp.headers().get("set-cookie").is_none());
     app.stop().await;
 }
@@ -168,48 +147,22 @@ async fn unknown_sites_and_bots_are_dropped_and_counted() {
     let env = Env::new("drops");
     let app = env.start().await;
     let c = client();
-    let send = |body: &'static str, ua: &'static str| {
-        c.post(app.url("/api/event"))
-            .header("user-agent", ua)
-            .body(body)
-            .send()
-    };
-    let unknown = send(
-        r#"{"n":"pageview","u":"https://evil.test/","d":"evil.test"}"#,
-        UA_CHROME,
-    )
-    .await
-    .expect("req");
+    let send =
+        |body: &'static str, ua: &'static str| c.post(app.url("/api/event")).header("user-agent", ua).body(body).send();
+    let unknown = send(r#"{"n":"pageview","u":"https://evil.test/","d":"evil.test"}"#, UA_CHROME).await.expect("req");
     assert_eq!(unknown.status(), 202);
-    assert_eq!(
-        unknown.headers()["x-headcount-event"],
-        "dropped; reason=unknown_site"
-    );
+    assert_eq!(unknown.headers()["x-headcount-event"], "dropped; reason=unknown_site");
     for ua in [
         UA_GOOGLEBOT,
         "curl/8.5.0",
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
         "",
     ] {
-        let r = send(
-            r#"{"n":"pageview","u":"https://example.com/","d":"example.com"}"#,
-            ua,
-        )
-        .await
-        .expect("req");
-        assert_eq!(
-            r.headers()["x-headcount-event"],
-            "dropped; reason=bot",
-            "{ua}"
-        );
+        let r = send(r#"{"n":"pageview","u":"https://example.com/","d":"example.com"}"#, ua).await.expect("req");
+        assert_eq!(r.headers()["x-headcount-event"], "dropped; reason=bot", "{ua}");
     }
     for _ in 0..3 {
-        let r = send(
-            r#"{"n":"pageview","u":"https://example.com/","d":"example.com"}"#,
-            UA_CHROME,
-        )
-        .await
-        .expect("req");
+        let r = send(r#"{"n":"pageview","u":"https://example.com/","d":"example.com"}"#, UA_CHROME).await.expect("req");
         assert_eq!(r.headers()["x-headcount-event"], "accepted");
     }
     // A pixel from a bot still gets its GIF.
@@ -222,30 +175,11 @@ async fn unknown_sites_and_bots_are_dropped_and_counted() {
     assert_eq!(px.status(), 200);
     assert_eq!(px.headers()["x-headcount-event"], "dropped; reason=bot");
 
-    let metrics = c
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("req")
-        .text()
-        .await
-        .expect("body");
-    assert!(
-        metrics.contains("headcount_events_dropped_total{reason=\"bot\"} 5"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("headcount_events_dropped_total{reason=\"unknown_site\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("headcount_events_accepted_total 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("headcount_http_requests_total{route=\"event\",status=\"202\"} 8"),
-        "{metrics}"
-    );
+    let metrics = c.get(app.url("/metrics")).send().await.expect("req").text().await.expect("body");
+    assert!(metrics.contains("headcount_events_dropped_total{reason=\"bot\"} 5"), "{metrics}");
+    assert!(metrics.contains("headcount_events_dropped_total{reason=\"unknown_site\"} 1"), "{metrics}");
+    assert!(metrics.contains("headcount_events_accepted_total 3"), "{metrics}");
+    assert!(metrics.contains("headcount_http_requests_total{route=\"event\",status=\"202\"} 8"), "{metrics}");
     let m = app.running.metrics.clone();
     let db = app.stop().await;
     assert_eq!(db.count("1").await, 3);
@@ -265,16 +199,11 @@ async fn one_event_for_several_sites_gets_unlinkable_ids() {
         .expect("req");
     assert_eq!(r.headers()["x-headcount-event"], "accepted");
     let db = app.stop().await;
-    let rows = db
-        .rows("SELECT site, hex(visitor_id) AS v FROM events ORDER BY site")
-        .await;
+    let rows = db.rows("SELECT site, hex(visitor_id) AS v FROM events ORDER BY site").await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["site"], "example.com");
     assert_eq!(rows[1]["site"], "other.org");
-    assert_ne!(
-        rows[0]["v"], rows[1]["v"],
-        "the same person must not be linkable across sites"
-    );
+    assert_ne!(rows[0]["v"], rows[1]["v"], "the same person must not be linkable across sites");
 }
 
 #[tokio::test]
@@ -282,26 +211,14 @@ async fn health_ready_and_metrics_endpoints() {
     let env = Env::new("health");
     let app = env.start().await;
     let c = client();
-    assert_eq!(
-        c.get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(c.get(app.url("/healthz")).send().await.expect("req").status(), 200);
     let ready = c.get(app.url("/readyz")).send().await.expect("req");
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["salt_loaded"], true);
     assert_eq!(body["store_reachable"], true);
     let m = c.get(app.url("/metrics")).send().await.expect("req");
-    assert!(
-        m.headers()["content-type"]
-            .to_str()
-            .expect("ct")
-            .starts_with("text/plain")
-    );
+    assert!(m.headers()["content-type"].to_str().expect("ct").starts_with("text/plain"));
     let text = m.text().await.expect("body");
     for name in [
         "headcount_events_accepted_total",
@@ -313,9 +230,6 @@ async fn health_ready_and_metrics_endpoints() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    assert_eq!(
-        c.get(app.url("/nope")).send().await.expect("req").status(),
-        404
-    );
+    assert_eq!(c.get(app.url("/nope")).send().await.expect("req").status(), 404);
     app.stop().await;
 }

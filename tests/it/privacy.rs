@@ -32,12 +32,7 @@ pub(crate) fn forms(ip: &str) -> Vec<(String, Vec<u8>)> {
             out.push(("octets reversed".into(), rev.to_vec()));
             out.push((
                 "expanded".into(),
-                v6.segments()
-                    .iter()
-                    .map(|s| format!("{s:04x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-                    .into_bytes(),
+                v6.segments().iter().map(|s| format!("{s:04x}")).collect::<Vec<_>>().join(":").into_bytes(),
             ));
             out.push(("hex".into(), hex::encode(o).into_bytes()));
             out.push(("HEX".into(), hex::encode_upper(o).into_bytes()));
@@ -56,21 +51,9 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> bool {
 pub(crate) async fn dump_all(db: &Db) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for t in db.tables().await {
-        out.push((
-            format!("{t} TSV"),
-            db.raw(&format!("SELECT * FROM `{t}` FORMAT TabSeparated"))
-                .await,
-        ));
-        out.push((
-            format!("{t} RowBinary"),
-            db.raw(&format!("SELECT * FROM `{t}` FORMAT RowBinary"))
-                .await,
-        ));
-        out.push((
-            format!("{t} JSON"),
-            db.raw(&format!("SELECT * FROM `{t}` FORMAT JSONEachRow"))
-                .await,
-        ));
+        out.push((format!("{t} TSV"), db.raw(&format!("SELECT * FROM `{t}` FORMAT TabSeparated")).await));
+        out.push((format!("{t} RowBinary"), db.raw(&format!("SELECT * FROM `{t}` FORMAT RowBinary")).await));
+        out.push((format!("{t} JSON"), db.raw(&format!("SELECT * FROM `{t}` FORMAT JSONEachRow")).await));
     }
     out
 }
@@ -78,21 +61,11 @@ pub(crate) async fn dump_all(db: &Db) -> Vec<(String, Vec<u8>)> {
 async fn send_canaries(app: &App) {
     let body = r#"{"n":"pageview","u":"https://example.com/canary","d":"example.com"}"#;
     let peer = client_from(PEER_V4);
-    for path in [
-        "/api/event",
-        "/p.gif?d=example.com&u=https://example.com/canary-pixel",
-    ] {
+    for path in ["/api/event", "/p.gif?d=example.com&u=https://example.com/canary-pixel"] {
         let resp = if path == "/api/event" {
-            peer.post(app.url(path))
-                .header("user-agent", UA_CHROME)
-                .body(body)
-                .send()
-                .await
+            peer.post(app.url(path)).header("user-agent", UA_CHROME).body(body).send().await
         } else {
-            peer.get(app.url(path))
-                .header("user-agent", UA_CHROME)
-                .send()
-                .await
+            peer.get(app.url(path)).header("user-agent", UA_CHROME).send().await
         }
         .expect("request");
         assert_eq!(resp.headers()["x-headcount-event"], "accepted");
@@ -116,18 +89,10 @@ async fn send_canaries(app: &App) {
         assert_eq!(resp.headers()["x-headcount-event"], "accepted");
     }
     // A malformed request carrying the canary must not echo it either.
-    let bad = c
-        .post(app.url("/api/event"))
-        .header("x-forwarded-for", XFF_V4)
-        .body("{not json")
-        .send()
-        .await
-        .expect("req");
+    let bad =
+        c.post(app.url("/api/event")).header("x-forwarded-for", XFF_V4).body("{not json").send().await.expect("req");
     let text = bad.text().await.expect("body");
-    assert!(
-        !text.contains(XFF_V4),
-        "error message echoes the IP: {text}"
-    );
+    assert!(!text.contains(XFF_V4), "error message echoes the IP: {text}");
 }
 
 async fn assert_no_canary(db: &Db, extra: &[(String, Vec<u8>)]) {
@@ -150,15 +115,7 @@ async fn canary_ip_appears_nowhere_in_hash_mode() {
     env.raw.privacy.trusted_proxies = vec!["127.0.0.1/32".into()];
     let app = env.start().await;
     send_canaries(&app).await;
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("req")
-        .bytes()
-        .await
-        .expect("body")
-        .to_vec();
+    let metrics = client().get(app.url("/metrics")).send().await.expect("req").bytes().await.expect("body").to_vec();
     let db = app.stop().await;
     assert_eq!(db.count("1").await, 6, "all canary events stored");
     // Nothing of the address: not even its /24 or /48.
@@ -171,19 +128,13 @@ async fn canary_ip_appears_nowhere_in_hash_mode() {
             );
         }
     }
-    let mut extra = vec![
-        ("logs".to_string(), logs.contents().into_bytes()),
-        ("metrics".to_string(), metrics),
-    ];
+    let mut extra = vec![("logs".to_string(), logs.contents().into_bytes()), ("metrics".to_string(), metrics)];
     if let Ok(path) = std::env::var("HEADCOUNT_TEST_CLICKHOUSE_LOG") {
         if let Ok(log) = std::fs::read(&path) {
             extra.push(("ClickHouse server log".into(), log));
         }
     }
-    assert!(
-        logs.contents().contains("headcount listening"),
-        "log capture works"
-    );
+    assert!(logs.contents().contains("headcount listening"), "log capture works");
     assert_no_canary(&db, &extra).await;
 }
 
@@ -196,13 +147,8 @@ async fn truncate_mode_stores_only_the_network() {
     let app = env.start().await;
     send_canaries(&app).await;
     let db = app.stop().await;
-    let prefixes = db
-        .text("SELECT DISTINCT ip_prefix FROM events ORDER BY ip_prefix FORMAT TSV")
-        .await;
-    assert_eq!(
-        prefixes,
-        "127.51.100.0/24\n198.51.100.0/24\n2001:db8:abcd::/48\n"
-    );
+    let prefixes = db.text("SELECT DISTINCT ip_prefix FROM events ORDER BY ip_prefix FORMAT TSV").await;
+    assert_eq!(prefixes, "127.51.100.0/24\n198.51.100.0/24\n2001:db8:abcd::/48\n");
     assert_no_canary(&db, &[("logs".to_string(), logs.contents().into_bytes())]).await;
 }
 
@@ -227,11 +173,7 @@ async fn forwarded_headers_from_untrusted_peers_are_ignored() {
     }
     let db = app.stop().await;
     // …are one visitor: the socket peer.
-    assert_eq!(
-        db.text("SELECT count(), uniqExact(visitor_id) FROM events FORMAT TSV")
-            .await,
-        "10\t1\n"
-    );
+    assert_eq!(db.text("SELECT count(), uniqExact(visitor_id) FROM events FORMAT TSV").await, "10\t1\n");
 }
 
 #[tokio::test]
@@ -242,51 +184,29 @@ async fn visitor_id_is_stable_within_a_day_and_changes_across_days_and_sites() {
     let c = client_from("127.0.0.1");
     let send = |ip: &'static str, ua: &'static str, site: &'static str| {
         let body = format!(r#"{{"n":"pageview","u":"https://{site}/","d":"{site}"}}"#);
-        c.post(app.url("/api/event"))
-            .header("user-agent", ua)
-            .header("x-forwarded-for", ip)
-            .body(body)
-            .send()
+        c.post(app.url("/api/event")).header("user-agent", ua).header("x-forwarded-for", ip).body(body).send()
     };
     send(XFF_V4, UA_CHROME, "example.com").await.expect("req");
     env.clock.advance(Duration::hours(3));
     send(XFF_V4, UA_CHROME, "example.com").await.expect("req");
     send(XFF_V4, UA_IPHONE, "example.com").await.expect("req");
-    send("198.51.100.78", UA_CHROME, "example.com")
-        .await
-        .expect("req");
+    send("198.51.100.78", UA_CHROME, "example.com").await.expect("req");
     send(XFF_V4, UA_CHROME, "other.org").await.expect("req");
     // Next day (the keeper agrees tomorrow's salt; no waiting for midnight).
     env.clock.advance(Duration::days(1));
-    app.running
-        .keeper
-        .tick()
-        .await
-        .expect("salt for the new day");
+    app.running.keeper.tick().await.expect("salt for the new day");
     send(XFF_V4, UA_CHROME, "example.com").await.expect("req");
     let db = app.stop().await;
 
-    let rows = db
-        .rows("SELECT site, toString(ts) AS ts, hex(visitor_id) AS v FROM events ORDER BY ts, site")
-        .await;
+    let rows = db.rows("SELECT site, toString(ts) AS ts, hex(visitor_id) AS v FROM events ORDER BY ts, site").await;
     assert_eq!(rows.len(), 6, "{rows:?}");
     let v: Vec<&str> = rows.iter().map(|r| r["v"].as_str().expect("hex")).collect();
     // rows sorted by ts: [d1 10:00 a], [d1 13:00: a/chrome, a/iphone, a/.78, other.org (order within ts by site)], [d2]
     let same_day_first = v[0];
-    let same_day_later: Vec<&str> = rows[1..5]
-        .iter()
-        .filter(|r| r["site"] == "example.com")
-        .map(|r| r["v"].as_str().expect("hex"))
-        .collect();
-    assert!(
-        same_day_later.contains(&same_day_first),
-        "same (site, ip, ua) same day → same id"
-    );
+    let same_day_later: Vec<&str> =
+        rows[1..5].iter().filter(|r| r["site"] == "example.com").map(|r| r["v"].as_str().expect("hex")).collect();
+    assert!(same_day_later.contains(&same_day_first), "same (site, ip, ua) same day → same id");
     let distinct: std::collections::HashSet<&str> = v.iter().copied().collect();
-    assert_eq!(
-        distinct.len(),
-        5,
-        "ua, ip, site and day each change the id: {rows:?}"
-    );
+    assert_eq!(distinct.len(), 5, "ua, ip, site and day each change the id: {rows:?}");
     assert_ne!(v[5], same_day_first, "next day → new id");
 }

@@ -18,11 +18,7 @@ fn trusting_env(tag: &str) -> Env {
 }
 
 async fn ids(db: &Db) -> Vec<String> {
-    db.text("SELECT hex(visitor_id) FROM events ORDER BY ts FORMAT TSV")
-        .await
-        .lines()
-        .map(str::to_string)
-        .collect()
+    db.text("SELECT hex(visitor_id) FROM events ORDER BY ts FORMAT TSV").await.lines().map(str::to_string).collect()
 }
 
 fn at(day: Date, h: u8, m: u8) -> OffsetDateTime {
@@ -52,11 +48,7 @@ async fn restart_mid_day_keeps_visitor_ids() {
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1], "same salt after restart on the same day");
     let today = env.clock.now().date();
-    let salts = db
-        .text(&format!(
-            "SELECT count() FROM salts WHERE day = '{today}' FORMAT TSV"
-        ))
-        .await;
+    let salts = db.text(&format!("SELECT count() FROM salts WHERE day = '{today}' FORMAT TSV")).await;
     assert_eq!(salts.trim(), "1", "one proposal for the day, reused");
 }
 
@@ -86,10 +78,7 @@ async fn instances_started_hours_apart_agree_and_rotate_together() {
     // Both propose/see tomorrow's salt in the window; both decide at 18:00.
     a.running.keeper.tick().await.expect("tick a");
     b.running.keeper.tick().await.expect("tick b");
-    assert!(
-        a.running.salts.get(day2).is_none(),
-        "not adopted before the decision hour"
-    );
+    assert!(a.running.salts.get(day2).is_none(), "not adopted before the decision hour");
     env.clock.set(at(day1, 18, 5));
     a.running.keeper.tick().await.expect("tick a");
     b.running.keeper.tick().await.expect("tick b");
@@ -108,16 +97,8 @@ async fn instances_started_hours_apart_agree_and_rotate_together() {
     assert_eq!(ids[0], ids[1], "day 1: same id on both instances");
     assert_eq!(ids[2], ids[3], "day 2: same id on both instances");
     assert_ne!(ids[0], ids[2], "the id changes at midnight");
-    let proposals = db
-        .text(&format!(
-            "SELECT count() FROM salts WHERE day = '{day2}' FORMAT TSV"
-        ))
-        .await;
-    assert_eq!(
-        proposals.trim(),
-        "1",
-        "the second instance saw the first one's proposal and did not add its own"
-    );
+    let proposals = db.text(&format!("SELECT count() FROM salts WHERE day = '{day2}' FORMAT TSV")).await;
+    assert_eq!(proposals.trim(), "1", "the second instance saw the first one's proposal and did not add its own");
 }
 
 #[tokio::test]
@@ -146,22 +127,14 @@ async fn sessions_crossing_midnight_continue_then_ids_change() {
     assert_eq!(pageview(&app, UA_CHROME, IP_A).await, "accepted");
     let db = app.stop().await;
 
-    let rows = db
-        .rows("SELECT toString(ts) AS ts, hex(visitor_id) AS v FROM events ORDER BY ts, browser")
-        .await;
+    let rows = db.rows("SELECT toString(ts) AS ts, hex(visitor_id) AS v FROM events ORDER BY ts, browser").await;
     let v: Vec<&str> = rows.iter().map(|r| r["v"].as_str().expect("hex")).collect();
     assert_eq!(v.len(), 6, "{rows:?}");
     let (b_2300, a_2350, a_0010, b_0010, a_0035, a_0130) = (v[0], v[1], v[2], v[3], v[4], v[5]);
-    assert_eq!(
-        a_2350, a_0010,
-        "A's session continues across midnight under yesterday's id"
-    );
+    assert_eq!(a_2350, a_0010, "A's session continues across midnight under yesterday's id");
     assert_eq!(a_0010, a_0035);
     assert_ne!(b_2300, b_0010, "B was idle: new day, new id");
-    assert_ne!(
-        a_0130, a_2350,
-        "after the grace period the day's id is used"
-    );
+    assert_ne!(a_0130, a_2350, "after the grace period the day's id is used");
     assert_ne!(a_0130, b_0010);
 }
 
@@ -172,23 +145,11 @@ async fn a_wrong_key_is_a_startup_error_not_a_new_salt() {
     let mut other = Env::new("wrongkey2");
     other.raw.clickhouse.database = env.database.clone();
     other.clock.set(env.clock.now());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let err = headcount::app::start(listener, other.config(), other.options())
-        .await
-        .err()
-        .expect("must refuse");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = headcount::app::start(listener, other.config(), other.options()).await.err().expect("must refuse");
     let text = err.to_string();
     assert!(text.contains("does not open with the salt key"), "{text}");
-    assert_eq!(
-        env.db()
-            .text("SELECT count() FROM salts FORMAT TSV")
-            .await
-            .trim(),
-        "1",
-        "no second salt was proposed"
-    );
+    assert_eq!(env.db().text("SELECT count() FROM salts FORMAT TSV").await.trim(), "1", "no second salt was proposed");
 }
 
 #[tokio::test]
@@ -196,13 +157,8 @@ async fn a_missing_key_is_a_startup_error_when_not_allowed_to_create() {
     let env = Env::new("nokey");
     let mut opts = env.options();
     opts.create_key = false;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let err = headcount::app::start(listener, env.config(), opts)
-        .await
-        .err()
-        .expect("must refuse");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = headcount::app::start(listener, env.config(), opts).await.err().expect("must refuse");
     assert!(err.to_string().contains("salt key file"), "{err}");
 }
 
@@ -221,14 +177,8 @@ async fn key_file_is_created_owner_only_and_never_stored() {
     }
     let dump = env.db().raw("SELECT * FROM salts FORMAT TSV").await;
     let key_bytes = hex::decode(text.trim()).expect("hex key");
-    assert!(
-        !String::from_utf8_lossy(&dump).contains(text.trim()),
-        "key (hex) stored in ClickHouse"
-    );
-    assert!(
-        !dump.windows(32).any(|w| w == key_bytes.as_slice()),
-        "key (raw) stored in ClickHouse"
-    );
+    assert!(!String::from_utf8_lossy(&dump).contains(text.trim()), "key (hex) stored in ClickHouse");
+    assert!(!dump.windows(32).any(|w| w == key_bytes.as_slice()), "key (raw) stored in ClickHouse");
 }
 
 /// Every file under `dir` (recursively) and whether any contains a needle.
@@ -244,10 +194,7 @@ fn files_containing(dir: &std::path::Path, needles: &[Vec<u8>]) -> Vec<String> {
             if p.is_dir() {
                 stack.push(p);
             } else if let Ok(bytes) = std::fs::read(&p) {
-                if needles
-                    .iter()
-                    .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
-                {
+                if needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice())) {
                     hits.push(p.display().to_string());
                 }
             }
@@ -264,11 +211,7 @@ fn data_dir() -> std::path::PathBuf {
 }
 
 fn salt_forms(salt: &[u8; 32]) -> Vec<Vec<u8>> {
-    vec![
-        salt.to_vec(),
-        hex::encode(salt).into_bytes(),
-        hex::encode_upper(salt).into_bytes(),
-    ]
+    vec![salt.to_vec(), hex::encode(salt).into_bytes(), hex::encode_upper(salt).into_bytes()]
 }
 
 #[tokio::test]
@@ -282,37 +225,15 @@ async fn salts_are_sealed_at_rest_and_gone_from_disk_after_grace() {
     let app = env.start().await;
     let day1 = env.clock.now().date();
     let day2 = day1.next_day().expect("day");
-    let salt1 = *app
-        .running
-        .salts
-        .get(day1)
-        .expect("today's salt")
-        .expose_secret();
+    let salt1 = *app.running.salts.get(day1).expect("today's salt").expose_secret();
 
     // Sealed at rest: the stored row opens with the key, and only with it.
     let rows = sealed_rows(&env).await;
-    let row = rows
-        .iter()
-        .find(|r| r.day == day1)
-        .expect("stored proposal");
-    let sealed = Sealed {
-        nonce: row.nonce,
-        ciphertext: row.sealed.clone(),
-    };
-    assert_eq!(
-        seal::open(&key, day1, &row.proposal_id, &sealed)
-            .expect("opens")
-            .expose_secret(),
-        &salt1
-    );
+    let row = rows.iter().find(|r| r.day == day1).expect("stored proposal");
+    let sealed = Sealed { nonce: row.nonce, ciphertext: row.sealed.clone() };
+    assert_eq!(seal::open(&key, day1, &row.proposal_id, &sealed).expect("opens").expose_secret(), &salt1);
     assert!(
-        seal::open(
-            &SaltKey::generate().expect("rng"),
-            day1,
-            &row.proposal_id,
-            &sealed
-        )
-        .is_err(),
+        seal::open(&SaltKey::generate().expect("rng"), day1, &row.proposal_id, &sealed).is_err(),
         "opens without the key"
     );
 
@@ -322,18 +243,12 @@ async fn salts_are_sealed_at_rest_and_gone_from_disk_after_grace() {
         for fmt in ["TabSeparated", "RowBinary", "JSONEachRow"] {
             let dump = db.raw(&format!("SELECT * FROM `{t}` FORMAT {fmt}")).await;
             for form in salt_forms(&salt1) {
-                assert!(
-                    !dump.windows(form.len()).any(|w| w == form.as_slice()),
-                    "salt found in {t} {fmt}"
-                );
+                assert!(!dump.windows(form.len()).any(|w| w == form.as_slice()), "salt found in {t} {fmt}");
             }
         }
     }
     let dir = data_dir();
-    assert!(
-        files_containing(&dir, &salt_forms(&salt1)).is_empty(),
-        "salt in the clear on disk"
-    );
+    assert!(files_containing(&dir, &salt_forms(&salt1)).is_empty(), "salt in the clear on disk");
     // Positive control: the scan does find the sealed bytes while they exist.
     assert!(
         !files_containing(&dir, std::slice::from_ref(&row.sealed)).is_empty(),
@@ -348,14 +263,7 @@ async fn salts_are_sealed_at_rest_and_gone_from_disk_after_grace() {
     assert!(app.running.salts.get(day1).is_none(), "forgotten in memory");
     let active = db.text(&format!("SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'salts' AND active AND partition = '{day1}' FORMAT TSV")).await;
     assert_eq!(active.trim(), "0", "no active part holds the old salt");
-    assert_eq!(
-        db.text(&format!(
-            "SELECT count() FROM salts WHERE day = '{day1}' FORMAT TSV"
-        ))
-        .await
-        .trim(),
-        "0"
-    );
+    assert_eq!(db.text(&format!("SELECT count() FROM salts WHERE day = '{day1}' FORMAT TSV")).await.trim(), "0");
 
     // The bytes leave the disk within the cleanup window.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
@@ -364,10 +272,7 @@ async fn salts_are_sealed_at_rest_and_gone_from_disk_after_grace() {
         if hits.is_empty() {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sealed salt still on disk after 90 s: {hits:?}"
-        );
+        assert!(std::time::Instant::now() < deadline, "sealed salt still on disk after 90 s: {hits:?}");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     app.stop().await;
@@ -383,31 +288,13 @@ async fn clickhouse_down_at_start_means_not_ready_then_recovers() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["salt_loaded"], false);
-    assert_eq!(
-        pageview(&app, UA_CHROME, IP_A).await,
-        "dropped; reason=no_salt"
-    );
-    assert_eq!(
-        app.running
-            .metrics
-            .dropped_count(headcount::telemetry::DropReason::NoSalt),
-        1
-    );
+    assert_eq!(pageview(&app, UA_CHROME, IP_A).await, "dropped; reason=no_salt");
+    assert_eq!(app.running.metrics.dropped_count(headcount::telemetry::DropReason::NoSalt), 1);
 
     outage.restore();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while client()
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("req")
-        .status()
-        != 200
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "did not become ready after ClickHouse returned"
-        );
+    while client().get(app.url("/readyz")).send().await.expect("req").status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "did not become ready after ClickHouse returned");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(pageview(&app, UA_CHROME, IP_A).await, "accepted");
@@ -424,65 +311,32 @@ async fn clickhouse_outage_keeps_the_held_salt_and_loses_nothing() {
     assert_eq!(pageview(&app, UA_CHROME, IP_A).await, "accepted");
     outage.cut().await;
     env.clock.advance(Duration::hours(1));
-    assert!(
-        app.running.keeper.tick().await.is_err(),
-        "the keeper notices ClickHouse is down"
-    );
+    assert!(app.running.keeper.tick().await.is_err(), "the keeper notices ClickHouse is down");
     for _ in 0..5 {
-        assert_eq!(
-            pageview(&app, UA_CHROME, IP_A).await,
-            "accepted",
-            "keeps serving with the held salt"
-        );
+        assert_eq!(pageview(&app, UA_CHROME, IP_A).await, "accepted", "keeps serving with the held salt");
     }
-    let ready: serde_json::Value = client()
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let ready: serde_json::Value =
+        client().get(app.url("/readyz")).send().await.expect("req").json().await.expect("json");
     assert_eq!(ready["salt_loaded"], true);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     outage.restore();
     let db = app.stop().await;
-    assert_eq!(
-        db.count("1").await,
-        6,
-        "every accepted event written after ClickHouse returned"
-    );
-    assert_eq!(
-        db.text("SELECT uniqExact(visitor_id) FROM events FORMAT TSV")
-            .await
-            .trim(),
-        "1",
-        "one salt throughout"
-    );
+    assert_eq!(db.count("1").await, 6, "every accepted event written after ClickHouse returned");
+    assert_eq!(db.text("SELECT uniqExact(visitor_id) FROM events FORMAT TSV").await.trim(), "1", "one salt throughout");
 }
 
 #[tokio::test]
 async fn salts_status_shows_days_never_values() {
     let env = Env::new("status");
     let app = env.start().await;
-    let salt = *app
-        .running
-        .salts
-        .get(env.clock.now().date())
-        .expect("salt")
-        .expose_secret();
+    let salt = *app.running.salts.get(env.clock.now().date()).expect("salt").expose_secret();
     app.stop().await;
     let mut raw = env.raw.clone();
     raw.privacy.salt_key_file = env.dir.path().join("salt.key").display().to_string();
     let cfg_path = env.dir.path().join("headcount.toml");
     std::fs::write(&cfg_path, toml::to_string(&raw).expect("toml")).expect("write config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_headcount"))
-        .args([
-            "--config",
-            cfg_path.to_str().expect("path"),
-            "salts",
-            "status",
-        ])
+        .args(["--config", cfg_path.to_str().expect("path"), "salts", "status"])
         .output()
         .expect("run headcount");
     let stdout = String::from_utf8_lossy(&out.stdout);

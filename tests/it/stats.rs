@@ -77,10 +77,7 @@ fn event(site: &str, who: &Who, ts: OffsetDateTime, name: &str, path: &str) -> E
         revenue_currency: String::new(),
         prop_keys: vec![],
         prop_values: vec![],
-        location: Location {
-            country: who.country.into(),
-            ..Location::default()
-        },
+        location: Location { country: who.country.into(), ..Location::default() },
         source: String::new(),
         channel: "Direct",
         screen_class: "laptop",
@@ -103,12 +100,8 @@ fn props(mut e: Event, kv: &[(&str, &str)]) -> Event {
 
 fn fixture() -> Vec<Event> {
     let s = "example.com";
-    let mut c_land = from(
-        event(s, &C, datetime!(2026-03-10 23:50 UTC), "pageview", "/blog"),
-        "Telegram",
-        "Organic Social",
-        "t.me",
-    );
+    let mut c_land =
+        from(event(s, &C, datetime!(2026-03-10 23:50 UTC), "pageview", "/blog"), "Telegram", "Organic Social", "t.me");
     c_land.campaign.utm_source = "tg".into();
     c_land.campaign.utm_campaign = "spring".into();
     let mut video = event(s, &F, datetime!(2026-03-11 12:00 UTC), "Video Played", "/blog");
@@ -132,8 +125,18 @@ fn fixture() -> Vec<Event> {
             event(s, &D, datetime!(2026-03-11 09:01 UTC), "Outbound Link: Click", "/"),
             &[("url", "https://github.com/x")],
         ),
-        from(event(s, &E, datetime!(2026-03-11 10:00 UTC), "engagement", "/"), "Google", "Organic Search", "google.com"),
-        from(event(s, &E, datetime!(2026-03-11 10:01 UTC), "pageview", "/blog"), "Google", "Organic Search", "google.com"),
+        from(
+            event(s, &E, datetime!(2026-03-11 10:00 UTC), "engagement", "/"),
+            "Google",
+            "Organic Search",
+            "google.com",
+        ),
+        from(
+            event(s, &E, datetime!(2026-03-11 10:01 UTC), "pageview", "/blog"),
+            "Google",
+            "Organic Search",
+            "google.com",
+        ),
         video,
         event(s, &G, datetime!(2026-03-11 15:00 UTC), "pageview", "/missing"),
         event(s, &G, datetime!(2026-03-11 15:00:01 UTC), "404", "/missing"),
@@ -163,20 +166,14 @@ async fn insert(client: &clickhouse::Client, events: &[Event]) {
 
 async fn setup(tag: &str) -> (Engine, Engine, Db) {
     let database = fresh_database(tag);
-    let server = clickhouse::Client::default()
-        .with_url(clickhouse_url())
-        .with_validation(false);
+    let server = clickhouse::Client::default().with_url(clickhouse_url()).with_validation(false);
     migrate::run(&server, &database).await.expect("migrate");
     let client = server.with_database(&database);
     insert(&client, &sessionize(fixture())).await;
     let panels = Arc::new(Panels::embedded().expect("panels"));
     let engine = Engine::new(client, panels);
     let raw = engine.clone().raw_only();
-    let db = Db {
-        url: clickhouse_url(),
-        database,
-        http: reqwest::Client::new(),
-    };
+    let db = Db { url: clickhouse_url(), database, http: reqwest::Client::new() };
     (engine, raw, db)
 }
 
@@ -294,8 +291,20 @@ async fn filters_select_visits_and_events() {
     // Custom event name.
     check_aggregate(&e, &raw, &both(&[(Dimension::Event, "Signup")]), (1, 1, 0, 1, 0.0, 600.0)).await;
     // Two filters (raw): Google visits from Russia.
-    check_aggregate(&e, &raw, &both(&[(Dimension::Source, "Google"), (Dimension::Country, "RU")]), (2, 2, 3, 1, 50.0, 300.0)).await;
-    check_aggregate(&e, &raw, &both(&[(Dimension::Source, "Google"), (Dimension::Country, "DE")]), (0, 0, 0, 0, 0.0, 0.0)).await;
+    check_aggregate(
+        &e,
+        &raw,
+        &both(&[(Dimension::Source, "Google"), (Dimension::Country, "RU")]),
+        (2, 2, 3, 1, 50.0, 300.0),
+    )
+    .await;
+    check_aggregate(
+        &e,
+        &raw,
+        &both(&[(Dimension::Source, "Google"), (Dimension::Country, "DE")]),
+        (0, 0, 0, 0, 0.0, 0.0),
+    )
+    .await;
 
     // SQL-looking values are values: no match, nothing dropped.
     let evil = "'; DROP TABLE events; --";
@@ -317,8 +326,7 @@ type Row = (&'static str, u64, u64, u64, u64);
 fn assert_rows(what: &str, b: &Breakdown, want: &[Row]) {
     let got: Vec<(String, u64, u64, u64, u64)> =
         b.rows.iter().map(|r| (r.value.clone(), r.visitors, r.visits, r.pageviews, r.events)).collect();
-    let want: Vec<(String, u64, u64, u64, u64)> =
-        want.iter().map(|w| (w.0.to_string(), w.1, w.2, w.3, w.4)).collect();
+    let want: Vec<(String, u64, u64, u64, u64)> = want.iter().map(|w| (w.0.to_string(), w.1, w.2, w.3, w.4)).collect();
     assert_eq!(got, want, "{what}");
 }
 
@@ -357,8 +365,22 @@ async fn breakdowns_equal_the_hand_computed_ones() {
     let pct: Vec<f64> = src.rows.iter().map(|r| r.percentage).collect();
     assert!(close(pct[0], 500.0 / 8.0) && close(pct[1], 200.0 / 8.0), "{pct:?}");
 
-    check_breakdown(&e, &raw, &r, Dimension::Channel, &[("Direct", 5, 4, 4, 3), ("Organic Search", 2, 2, 3, 1), ("Organic Social", 2, 1, 2, 1)]).await;
-    check_breakdown(&e, &raw, &r, Dimension::Referrer, &[("", 5, 4, 4, 3), ("google.com", 2, 2, 3, 1), ("t.me", 2, 1, 2, 1)]).await;
+    check_breakdown(
+        &e,
+        &raw,
+        &r,
+        Dimension::Channel,
+        &[("Direct", 5, 4, 4, 3), ("Organic Search", 2, 2, 3, 1), ("Organic Social", 2, 1, 2, 1)],
+    )
+    .await;
+    check_breakdown(
+        &e,
+        &raw,
+        &r,
+        Dimension::Referrer,
+        &[("", 5, 4, 4, 3), ("google.com", 2, 2, 3, 1), ("t.me", 2, 1, 2, 1)],
+    )
+    .await;
     check_breakdown(&e, &raw, &r, Dimension::UtmCampaign, &[("", 6, 6, 7, 4), ("spring", 2, 1, 2, 1)]).await;
     // Pages: pageviews only; visits = visits with a view of the page.
     check_breakdown(
@@ -366,7 +388,13 @@ async fn breakdowns_equal_the_hand_computed_ones() {
         &raw,
         &r,
         Dimension::Page,
-        &[("/", 3, 3, 3, 0), ("/blog", 3, 3, 3, 0), ("/about", 1, 1, 1, 0), ("/missing", 1, 1, 1, 0), ("/pricing", 1, 1, 1, 0)],
+        &[
+            ("/", 3, 3, 3, 0),
+            ("/blog", 3, 3, 3, 0),
+            ("/about", 1, 1, 1, 0),
+            ("/missing", 1, 1, 1, 0),
+            ("/pricing", 1, 1, 1, 0),
+        ],
     )
     .await;
     let entry = check_breakdown(
@@ -386,12 +414,19 @@ async fn breakdowns_equal_the_hand_computed_ones() {
         &raw,
         &r,
         Dimension::ExitPage,
-        &[("/", 2, 2, 2, 1), ("/blog", 2, 2, 3, 1), ("/about", 1, 1, 2, 1), ("/missing", 1, 1, 1, 1), ("/pricing", 1, 1, 1, 0)],
+        &[
+            ("/", 2, 2, 2, 1),
+            ("/blog", 2, 2, 3, 1),
+            ("/about", 1, 1, 2, 1),
+            ("/missing", 1, 1, 1, 1),
+            ("/pricing", 1, 1, 1, 0),
+        ],
     )
     .await;
     assert_eq!(exit.rows[1].bounce_rate, Some(50.0));
     assert_eq!(exit.rows[1].visit_duration, Some(300.0));
-    check_breakdown(&e, &raw, &r, Dimension::Country, &[("RU", 5, 4, 6, 3), ("DE", 2, 2, 2, 1), ("US", 1, 1, 1, 1)]).await;
+    check_breakdown(&e, &raw, &r, Dimension::Country, &[("RU", 5, 4, 6, 3), ("DE", 2, 2, 2, 1), ("US", 1, 1, 1, 1)])
+        .await;
     check_breakdown(&e, &raw, &r, Dimension::Device, &[("desktop", 5, 5, 6, 4), ("mobile", 3, 2, 3, 1)]).await;
     check_breakdown(
         &e,
@@ -407,7 +442,13 @@ async fn breakdowns_equal_the_hand_computed_ones() {
         &raw,
         &r,
         Dimension::Event,
-        &[("404", 1, 1, 0, 1), ("File Download", 1, 1, 0, 1), ("Outbound Link: Click", 1, 1, 0, 1), ("Signup", 1, 1, 0, 1), ("Video Played", 1, 0, 0, 1)],
+        &[
+            ("404", 1, 1, 0, 1),
+            ("File Download", 1, 1, 0, 1),
+            ("Outbound Link: Click", 1, 1, 0, 1),
+            ("Signup", 1, 1, 0, 1),
+            ("Video Played", 1, 0, 0, 1),
+        ],
     )
     .await;
     check_breakdown(&e, &raw, &r, Dimension::Download, &[("https://example.com/a.pdf", 1, 1, 0, 1)]).await;
@@ -420,12 +461,33 @@ async fn breakdowns_equal_the_hand_computed_ones() {
     // With a filter (raw): sources of Russian visitors. Direct: A (A2) and
     // F (no visit).
     let ru = req(D1, D2, &[(Dimension::Country, "RU")]);
-    check_breakdown(&e, &raw, &ru, Dimension::Source, &[("", 2, 1, 1, 1), ("Google", 2, 2, 3, 1), ("Telegram", 2, 1, 2, 1)]).await;
+    check_breakdown(
+        &e,
+        &raw,
+        &ru,
+        Dimension::Source,
+        &[("", 2, 1, 1, 1), ("Google", 2, 2, 3, 1), ("Telegram", 2, 1, 2, 1)],
+    )
+    .await;
     // Pages viewed during visits from Google.
-    check_breakdown(&e, &raw, &req(D1, D2, &[(Dimension::Source, "Google")]), Dimension::Page, &[("/blog", 2, 2, 2, 0), ("/", 1, 1, 1, 0)]).await;
+    check_breakdown(
+        &e,
+        &raw,
+        &req(D1, D2, &[(Dimension::Source, "Google")]),
+        Dimension::Page,
+        &[("/blog", 2, 2, 2, 0), ("/", 1, 1, 1, 0)],
+    )
+    .await;
     // The visit crossing midnight: its landing page counts on D1, and on D2
     // its visitor is there but its visit is not.
-    check_breakdown(&e, &raw, &req(D2, D2, &[]), Dimension::Source, &[("", 3, 2, 2, 3), ("Google", 1, 1, 1, 0), ("Telegram", 1, 0, 1, 1)]).await;
+    check_breakdown(
+        &e,
+        &raw,
+        &req(D2, D2, &[]),
+        Dimension::Source,
+        &[("", 3, 2, 2, 3), ("Google", 1, 1, 1, 0), ("Telegram", 1, 0, 1, 1)],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -437,7 +499,10 @@ async fn small_groups_fold_into_other_and_limits_apply() {
         let b = engine.breakdown(&r, Dimension::Browser, 10, Some(2)).await.expect("k=2");
         assert_rows("k=2", &b, &[("Chrome", 3, 4, 5, 2), ("Firefox", 2, 1, 1, 1), ("Safari", 2, 1, 2, 1)]);
         let other = b.other.expect("Edge folded");
-        assert_eq!((other.value.as_str(), other.visitors, other.visits, other.pageviews, other.events), ("(other)", 1, 1, 1, 1));
+        assert_eq!(
+            (other.value.as_str(), other.visitors, other.visits, other.pageviews, other.events),
+            ("(other)", 1, 1, 1, 1)
+        );
 
         let b = engine.breakdown(&r, Dimension::Source, 10, Some(3)).await.expect("k=3");
         assert_rows("k=3", &b, &[("", 5, 4, 4, 3)]);
@@ -480,17 +545,13 @@ async fn timeseries_buckets_and_realtime() {
         assert_eq!(monthly[0].bucket, datetime!(2026-03-01 00:00 UTC));
         assert_eq!((monthly[0].visitors, monthly[0].visits, monthly[0].pageviews), (8, 7, 9));
 
-        let google = engine
-            .timeseries(&req(D1, D2, &[(Dimension::Source, "Google")]), Interval::Day)
-            .await
-            .expect("filtered");
+        let google =
+            engine.timeseries(&req(D1, D2, &[(Dimension::Source, "Google")]), Interval::Day).await.expect("filtered");
         let got: Vec<(u64, u64, u64)> = google.iter().map(|p| (p.visitors, p.visits, p.pageviews)).collect();
         assert_eq!(got, vec![(1, 1, 2), (1, 1, 1)]);
 
-        let blog = engine
-            .timeseries(&req(D1, D2, &[(Dimension::Page, "/blog")]), Interval::Day)
-            .await
-            .expect("page filter");
+        let blog =
+            engine.timeseries(&req(D1, D2, &[(Dimension::Page, "/blog")]), Interval::Day).await.expect("page filter");
         let got: Vec<(u64, u64, u64)> = blog.iter().map(|p| (p.visitors, p.visits, p.pageviews)).collect();
         assert_eq!(got, vec![(2, 2, 2), (2, 1, 1)]);
     }
@@ -536,10 +597,7 @@ async fn every_declared_panel_runs() {
         }
         other => panic!("not a breakdown: {other:?}"),
     }
-    assert!(matches!(
-        e.panel_by_id("nope", &r, None).await,
-        Err(headcount::stats::StatsError::UnknownPanel(_))
-    ));
+    assert!(matches!(e.panel_by_id("nope", &r, None).await, Err(headcount::stats::StatsError::UnknownPanel(_))));
 }
 
 #[tokio::test]
@@ -554,7 +612,9 @@ async fn ingest_assigns_visits() {
             .post(app.url("/api/event"))
             .header("user-agent", UA_CHROME)
             .header("x-forwarded-for", "198.51.100.20")
-            .body(format!(r#"{{"n":"{n}","u":"https://example.com{u}","d":"example.com","r":"https://www.google.com/"}}"#))
+            .body(format!(
+                r#"{{"n":"{n}","u":"https://example.com{u}","d":"example.com","r":"https://www.google.com/"}}"#
+            ))
             .send()
             .await
             .expect("send");

@@ -9,13 +9,9 @@ fn ch_config(database: &str) -> headcount::config::ClickHouseConfig {
     let mut raw = headcount::config::RawConfig::default();
     raw.clickhouse.url = clickhouse_url();
     raw.clickhouse.database = database.into();
-    raw.sites = vec![headcount::config::RawSite {
-        domain: "example.com".into(),
-    }];
+    raw.sites = vec![headcount::config::RawSite { domain: "example.com".into() }];
     raw.privacy.salt_key_file = "/nonexistent/salt.key".into();
-    raw.validate(std::path::Path::new("/"))
-        .expect("valid")
-        .clickhouse
+    raw.validate(std::path::Path::new("/")).expect("valid").clickhouse
 }
 
 #[tokio::test]
@@ -26,11 +22,7 @@ async fn single_row_select_round_trip() {
     let client = store::server_client(&cfg);
     let one: u8 = client.query("SELECT 1").fetch_one().await.expect("one row");
     assert_eq!(one, 1);
-    let s: String = client
-        .query("SELECT 'héllo'")
-        .fetch_one()
-        .await
-        .expect("one row");
+    let s: String = client.query("SELECT 'héllo'").fetch_one().await.expect("one row");
     assert_eq!(s, "héllo");
 }
 
@@ -44,23 +36,15 @@ async fn migrations_are_idempotent_and_recorded() {
     let second = migrate::run(&server, &database).await.expect("second run");
     assert!(second.is_empty(), "nothing to do the second time");
     let db = store::client(&cfg);
-    let n: u64 = db
-        .query("SELECT count() FROM schema_migrations")
+    let n: u64 = db.query("SELECT count() FROM schema_migrations").fetch_one().await.expect("ledger");
+    assert_eq!(n, migrate::MIGRATIONS.len() as u64);
+    assert!(migrate::column_exists(&db, "events", "visitor_id").await.expect("columns"));
+    assert!(!migrate::column_exists(&db, "events", "ip").await.expect("columns"));
+    let engine: String = db
+        .query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'")
         .fetch_one()
         .await
-        .expect("ledger");
-    assert_eq!(n, migrate::MIGRATIONS.len() as u64);
-    assert!(
-        migrate::column_exists(&db, "events", "visitor_id")
-            .await
-            .expect("columns")
-    );
-    assert!(
-        !migrate::column_exists(&db, "events", "ip")
-            .await
-            .expect("columns")
-    );
-    let engine: String = db.query("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'").fetch_one().await.expect("engine");
+        .expect("engine");
     assert_eq!(engine, "MergeTree");
 }
 
@@ -71,11 +55,7 @@ async fn an_interrupted_add_column_migration_reruns() {
     let database = fresh_database("halfmigrated");
     let cfg = ch_config(&database);
     let server = store::server_client(&cfg);
-    server
-        .query(&format!("CREATE DATABASE `{database}`"))
-        .execute()
-        .await
-        .expect("create db");
+    server.query(&format!("CREATE DATABASE `{database}`")).execute().await.expect("create db");
     let db = store::client(&cfg);
     for stmt in migrate::MIGRATIONS[0].statements() {
         db.query(&stmt).execute().await.expect("0001");
@@ -84,24 +64,10 @@ async fn an_interrupted_add_column_migration_reruns() {
         .execute()
         .await
         .expect("one column of 0003");
-    let applied = migrate::run(&server, &database)
-        .await
-        .expect("migrations run over the half-applied state");
+    let applied = migrate::run(&server, &database).await.expect("migrations run over the half-applied state");
     assert_eq!(applied.len(), migrate::MIGRATIONS.len());
-    for column in [
-        "country",
-        "asn",
-        "asn_org",
-        "source",
-        "channel",
-        "screen_class",
-    ] {
-        assert!(
-            migrate::column_exists(&db, "events", column)
-                .await
-                .expect("columns"),
-            "{column}"
-        );
+    for column in ["country", "asn", "asn_org", "source", "channel", "screen_class"] {
+        assert!(migrate::column_exists(&db, "events", column).await.expect("columns"), "{column}");
     }
 }
 
@@ -109,9 +75,7 @@ async fn an_interrupted_add_column_migration_reruns() {
 async fn every_event_column_round_trips() {
     let database = fresh_database("roundtrip");
     let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database)
-        .await
-        .expect("migrate");
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
     let db = store::client(&cfg);
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
     let event = Event {
@@ -173,10 +137,7 @@ async fn every_event_column_round_trips() {
             }),
         },
     };
-    let mut ins = db
-        .insert::<EventRow<'static>>("events")
-        .await
-        .expect("insert");
+    let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
     ins.end().await.expect("end");
     let text: String = db
