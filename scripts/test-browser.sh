@@ -130,7 +130,7 @@ if [[ -z $ready ]]; then
 fi
 echo "browser tests: Headcount $headcount, site $site, ClickHouse $ch_url database $db"
 
-export HEADCOUNT_URL=$headcount SITE_URL=$site CH_URL=$ch_url CH_DATABASE=$db ARTIFACTS_DIR=$artifacts
+export HEADCOUNT_URL=$headcount SITE_URL=$site CH_URL=$ch_url CH_DATABASE=$db ARTIFACTS_DIR=$artifacts HEADCOUNT_BIN=$headcount_bin
 status=0
 files=("$@")
 ((${#files[@]})) || files=(tests/browser/*.test.mjs)

@@ -13,7 +13,8 @@ import { HEADCOUNT, context, screenshot, sharedBrowser } from './lib.mjs';
 
 const browser = sharedBrowser();
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BINARY = join(ROOT, 'target', 'debug', 'headcount');
+// The binary the runner built (it honours CARGO_TARGET_DIR).
+const BINARY = process.env.HEADCOUNT_BIN || join(ROOT, 'target', 'debug', 'headcount');
 const SITE = '127.0.0.1';
 const EMAIL = 'ops@example.com';
 const PASSWORD = 'browser test password';
