@@ -154,7 +154,14 @@ struct Visit {
 
 /// The collector's visit map. Cheap to share (`Arc`); all methods take `&self`.
 pub struct Sessions {
-    visits: Cache<(Box<str>, [u8; 16]), Visit>,
+    /// Keyed by (FNV-1a of the site, visitor id): no allocation per event.
+    /// Visitor ids are keyed hashes that already include the site, so the
+    /// site hash only has to keep equal ids of different sites apart.
+    visits: Cache<(u64, [u8; 16]), Visit>,
+}
+
+fn site_key(site: &str) -> u64 {
+    site.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl Sessions {
@@ -175,7 +182,7 @@ impl Sessions {
     ) -> Session {
         let now = ts.unix_timestamp();
         let gap = SESSION_GAP.whole_seconds();
-        let key = (Box::<str>::from(site), visitor.0);
+        let key = (site_key(site), visitor.0);
         let continued = self.visits.entry(&key, None, |_, v| {
             if now - v.last > gap {
                 return EntryAction::ReplaceWithGuard;

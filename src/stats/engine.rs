@@ -1119,3 +1119,38 @@ mod tests {
         assert_eq!(buckets(&dec, Interval::Month).len(), 2);
     }
 }
+
+#[cfg(test)]
+mod dump {
+    //! `HEADCOUNT_DUMP_SQL=DIR cargo test --lib dump_rendered_sql` writes
+    //! every query the engine can send (each dimension as filter and
+    //! breakdown) with values inlined, for `scripts/check_sql_modern.py
+    //! --sql-dir` to run on a modern ClickHouse.
+    use super::*;
+
+    #[test]
+    fn dump_rendered_sql() {
+        let Ok(dir) = std::env::var("HEADCOUNT_DUMP_SQL") else {
+            return;
+        };
+        let e = Engine::new(clickhouse::Client::default(), Arc::new(Panels::default()));
+        let range = DateRange { from: time::macros::date!(2024 - 01 - 01), to: time::macros::date!(2024 - 01 - 30) };
+        let mut out = String::new();
+        let mut push = |sql: Sql| out.push_str(&format!("{};\n\n", sql.display().replace("??", "?")));
+        for d in Dimension::ALL {
+            let base = StatsRequest { site: "example.com".into(), range, filters: vec![], prop: Some("plan".into()) };
+            let one = StatsRequest {
+                filters: vec![Filter { dimension: d, value: "x'; --".into(), prop: Some("plan".into()) }],
+                ..base.clone()
+            };
+            for r in [&base, &one] {
+                for eng in [e.clone(), e.clone().raw_only()] {
+                    push(eng.days_sql(r).expect("days"));
+                    push(eng.hourly_sql(r).expect("hourly"));
+                    push(eng.breakdown_sql(r, d, 10, Some(5)).expect("breakdown"));
+                }
+            }
+        }
+        std::fs::write(format!("{dir}/rendered.sql"), out).expect("write");
+    }
+}
