@@ -160,10 +160,6 @@ pub struct Sessions {
     visits: Cache<(u64, [u8; 16]), Visit>,
 }
 
-fn site_key(site: &str) -> u64 {
-    site.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 impl Sessions {
     /// Remember at most `capacity` visits.
     pub fn new(capacity: usize) -> Sessions {
@@ -182,7 +178,7 @@ impl Sessions {
     ) -> Session {
         let now = ts.unix_timestamp();
         let gap = SESSION_GAP.whole_seconds();
-        let key = (site_key(site), visitor.0);
+        let key = (crate::privacy::visitor::site_key(site), visitor.0);
         let continued = self.visits.entry(&key, None, |_, v| {
             if now - v.last > gap {
                 return EntryAction::ReplaceWithGuard;

@@ -125,53 +125,75 @@ impl Ingest {
             self.bridge.note(site, &p.visitor_id, now, p.continued);
         }
 
-        let (revenue_micros, revenue_currency) = match &beacon.revenue {
-            Some(r) => (r.micros, r.currency.clone()),
+        let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
+        let kind = sessions::Kind::of(&beacon.name, beacon.interactive);
+        // Visits are tracked before the request's data moves into the event.
+        let visits: Vec<_> = sites
+            .iter()
+            .zip(pseudonyms)
+            .map(|(site, pseudonym)| {
+                let session = self.sessions.track(site, &pseudonym.visitor_id, now, kind, || {
+                    sessions::Entry::new(
+                        &page.pathname,
+                        &acquisition.source,
+                        acquisition.channel.as_str(),
+                        &referrer.host,
+                        &page.campaign,
+                    )
+                });
+                (*site, pseudonym, session)
+            })
+            .collect();
+        let mut visits = visits.into_iter();
+        let Some((site, pseudonym, session)) = visits.next() else {
+            return Ok(Outcome::Dropped(DropReason::UnknownSite));
+        };
+        let (revenue_micros, revenue_currency) = match beacon.revenue {
+            Some(r) => (r.micros, r.currency),
             None => (0, String::new()),
         };
-        let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.iter().cloned().unzip();
-        let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
-        let screen_class = screen::class(beacon.screen_width, ua.device);
-        let mut queued = 0;
-        for (site, pseudonym) in sites.iter().zip(pseudonyms) {
-            let kind = sessions::Kind::of(&beacon.name, beacon.interactive);
-            let session = self.sessions.track(site, &pseudonym.visitor_id, now, kind, || {
-                sessions::Entry::new(
-                    &page.pathname,
-                    &acquisition.source,
-                    acquisition.channel.as_str(),
-                    &referrer.host,
-                    &page.campaign,
-                )
-            });
-            let event = Event {
-                site: (*site).to_string(),
-                ts: now,
-                name: beacon.name.clone(),
+        let (prop_keys, prop_values): (Vec<String>, Vec<String>) = beacon.props.into_iter().unzip();
+        // The request's data moves into the first site's event; only an
+        // event recorded to several sites (`d: "a.com,b.com"`) copies it.
+        let first = Event {
+            site: site.to_string(),
+            ts: now,
+            name: beacon.name,
+            visitor_id: pseudonym.visitor_id,
+            ip_prefix: pseudonym.ip_prefix.unwrap_or_default(),
+            hostname: page.hostname,
+            pathname: page.pathname,
+            referrer_host: referrer.host,
+            referrer_path: referrer.path,
+            campaign: page.campaign,
+            browser: ua.browser.clone(),
+            browser_version: ua.browser_version.clone(),
+            os: ua.os.clone(),
+            os_version: ua.os_version.clone(),
+            device: ua.device.as_str(),
+            screen_width: beacon.screen_width,
+            interactive: beacon.interactive,
+            revenue_micros,
+            revenue_currency,
+            prop_keys,
+            prop_values,
+            location,
+            source: acquisition.source,
+            channel: acquisition.channel.as_str(),
+            screen_class: screen::class(beacon.screen_width, ua.device),
+            session,
+        };
+        let others: Vec<Event> = visits
+            .map(|(site, pseudonym, session)| Event {
+                site: site.to_string(),
                 visitor_id: pseudonym.visitor_id,
                 ip_prefix: pseudonym.ip_prefix.unwrap_or_default(),
-                hostname: page.hostname.clone(),
-                pathname: page.pathname.clone(),
-                referrer_host: referrer.host.clone(),
-                referrer_path: referrer.path.clone(),
-                campaign: page.campaign.clone(),
-                browser: ua.browser.clone(),
-                browser_version: ua.browser_version.clone(),
-                os: ua.os.clone(),
-                os_version: ua.os_version.clone(),
-                device: ua.device.as_str(),
-                screen_width: beacon.screen_width,
-                interactive: beacon.interactive,
-                revenue_micros,
-                revenue_currency: revenue_currency.clone(),
-                prop_keys: prop_keys.clone(),
-                prop_values: prop_values.clone(),
-                location: location.clone(),
-                source: acquisition.source.clone(),
-                channel: acquisition.channel.as_str(),
-                screen_class,
                 session,
-            };
+                ..first.clone()
+            })
+            .collect();
+        let mut queued = 0;
+        for event in std::iter::once(first).chain(others) {
             match self.sink.try_send(event) {
                 Ok(()) => queued += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {

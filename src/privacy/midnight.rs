@@ -15,6 +15,7 @@
 //! an instance that saw it; otherwise it is counted as a new visit.
 
 use super::VisitorId;
+use super::visitor::site_key;
 use quick_cache::sync::Cache;
 use time::{Duration, OffsetDateTime, Time};
 
@@ -23,7 +24,8 @@ pub const SESSION_GAP: Duration = Duration::minutes(30);
 
 /// Recently active visitor ids around midnight.
 pub struct MidnightBridge {
-    recent: Cache<(Box<str>, [u8; 16]), i64>,
+    /// Keyed by ([`site_key`], visitor id): no allocation per lookup.
+    recent: Cache<(u64, [u8; 16]), i64>,
 }
 
 impl MidnightBridge {
@@ -42,14 +44,14 @@ impl MidnightBridge {
     /// shortly before midnight, or continuing after it, are kept.
     pub fn note(&self, site: &str, id: &VisitorId, now: OffsetDateTime, continued: bool) {
         if continued || Self::is_closing(now) {
-            self.recent.insert((site.into(), id.0), now.unix_timestamp());
+            self.recent.insert((site_key(site), id.0), now.unix_timestamp());
         }
     }
 
     /// Was `id` (under yesterday's salt) active on `site` within
     /// [`SESSION_GAP`] of `now`?
     pub fn is_active(&self, site: &str, id: &VisitorId, now: OffsetDateTime) -> bool {
-        match self.recent.get(&(site.into(), id.0)) {
+        match self.recent.get(&(site_key(site), id.0)) {
             Some(seen) => now.unix_timestamp() - seen <= SESSION_GAP.whole_seconds(),
             None => false,
         }

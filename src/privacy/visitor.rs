@@ -27,6 +27,14 @@ impl fmt::Debug for VisitorId {
     }
 }
 
+/// A cheap 64-bit key for a site name (FNV-1a), for in-memory maps keyed by
+/// (site, visitor id). The visitor id already depends on the site, so this
+/// only has to keep equal ids of different sites apart; it lets such maps
+/// look up without allocating a copy of the site name per event.
+pub fn site_key(site: &str) -> u64 {
+    site.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Hash (site, ip material, user-agent) under `salt`.
 pub fn visitor_id(salt: &Salt, site: &str, ip_material: &[u8], user_agent: &str) -> VisitorId {
     let mut h = blake3::Hasher::new_keyed(salt.expose_secret());

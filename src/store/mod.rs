@@ -39,22 +39,13 @@ impl StoreError {
         let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else {
             return false;
         };
-        [
-            "Code: 27.",
-            "Code: 53.",
-            "Code: 117.",
-            "Code: 6.",
-            "Code: 70.",
-            "Code: 33.",
-            "Code: 27,",
-            "Code: 53,",
-            "Code: 117,",
-            "Code: 6,",
-            "Code: 70,",
-            "Code: 33,",
-        ]
-        .iter()
-        .any(|c| msg.contains(c))
+        // ClickHouse answers "Code: 27. DB::Exception: …" (18.16 writes a
+        // comma after the number instead of a dot).
+        let code = msg
+            .split_once("Code: ")
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u32>().ok());
+        matches!(code, Some(6 | 27 | 33 | 53 | 70 | 117))
     }
 }
 
@@ -80,4 +71,23 @@ pub fn client(cfg: &ClickHouseConfig) -> clickhouse::Client {
 pub async fn ping(client: &clickhouse::Client) -> Result<(), StoreError> {
     client.query("SELECT 1").fetch_one::<u8>().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(msg: &str) -> StoreError {
+        StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg.into()))
+    }
+
+    #[test]
+    fn bad_data_codes_are_recognised_in_both_spellings() {
+        assert!(bad("Code: 27. DB::Exception: Cannot parse input").is_bad_data());
+        assert!(bad("Code: 53, e.displayText() = DB::Exception: Type mismatch").is_bad_data());
+        assert!(bad("Code: 117. DB::Exception: Incorrect data").is_bad_data());
+        assert!(!bad("Code: 271. DB::Exception: something else").is_bad_data(), "27 is not a prefix match");
+        assert!(!bad("Code: 210. DB::NetException: Connection refused").is_bad_data());
+        assert!(!bad("no code at all").is_bad_data());
+    }
 }

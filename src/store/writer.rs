@@ -123,9 +123,7 @@ impl Writer {
                 Err(e) if e.is_bad_data() => {
                     self.metrics.flush_errors.inc();
                     tracing::error!(error = %e, rows = batch.len(), "ClickHouse rejected a batch as bad data; dropping it");
-                    for _ in batch {
-                        self.metrics.dropped(DropReason::StoreFailed);
-                    }
+                    self.metrics.dropped_many(DropReason::StoreFailed, batch.len());
                     return;
                 }
                 Err(e) => {
@@ -133,9 +131,7 @@ impl Writer {
                     self.health.set_store_reachable(false);
                     if closing && started.elapsed() >= self.shutdown_retry {
                         tracing::error!(error = %e, rows = batch.len(), "ClickHouse unreachable at shutdown; events lost");
-                        for _ in batch {
-                            self.metrics.dropped(DropReason::StoreFailed);
-                        }
+                        self.metrics.dropped_many(DropReason::StoreFailed, batch.len());
                         return;
                     }
                     tracing::warn!(error = %e, rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "batch write failed; retrying");

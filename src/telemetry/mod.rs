@@ -244,6 +244,11 @@ impl Metrics {
         self.resolved.dropped[reason as usize].inc();
     }
 
+    /// `n` events dropped for one reason (a whole batch).
+    pub fn dropped_many(&self, reason: DropReason, n: usize) {
+        self.resolved.dropped[reason as usize].inc_by(n as u64);
+    }
+
     /// Whether a geo database is loaded now.
     pub fn geo_loaded(&self, db: GeoDatabase, loaded: bool) {
         self.geo_loaded.with_label_values(&[db.as_str()]).set(i64::from(loaded));
