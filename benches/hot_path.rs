@@ -82,7 +82,14 @@ fn pipeline(c: &mut Criterion) {
     let config = Arc::new(raw.validate(std::path::Path::new("/")).expect("config"));
     let salts = Arc::new(SaltBook::new());
     salts.adopt(time::OffsetDateTime::now_utc().date(), Salt::generate().expect("rng"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 20);
+    // The sink as `durability = "memory"` runs it: encode to RowBinary, queue.
+    let spool_dir = tempfile::tempdir().expect("tmp");
+    let spool =
+        headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(spool_dir.path().to_path_buf(), 1 << 30))
+            .expect("spool");
+    let mut reader = spool.reader();
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let limits = headcount::ingest::limits::Limits::new(&config.limits);
     let ingest = Ingest {
         config,
         ua: Arc::new(UaParser::embedded(10_000).expect("ua")),
@@ -92,9 +99,10 @@ fn pipeline(c: &mut Criterion) {
         bridge: Arc::new(headcount::privacy::MidnightBridge::new(1000)),
         sessions: Arc::new(headcount::sessions::Sessions::new(100_000)),
         clock: Arc::new(SystemClock),
-        sink: tx,
+        sink: Arc::new(headcount::store::sink::SpoolSink { spool: spool.clone() }),
         metrics: Metrics::new().expect("metrics"),
         health: Arc::new(Health::default()),
+        limits,
     };
     let peer: SocketAddr = "10.0.0.1:5555".parse().expect("addr");
     let trusted = ingest.config.privacy.trusted_proxies.clone();
@@ -104,8 +112,9 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let beacon = payload::from_json(BODY).expect("payload");
             let ip = client_ip(peer, &headers, &trusted);
-            let out = ingest.record(beacon, ip, UA).expect("recorded");
-            while rx.try_recv().is_ok() {}
+            let out = rt.block_on(ingest.record(beacon, ip, UA)).expect("recorded");
+            let batch = reader.read(64, None);
+            spool.commit(&batch).expect("commit");
             out
         })
     });

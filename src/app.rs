@@ -7,22 +7,23 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::conn;
 use crate::enrich::geo::{GeoDb, GeoLookup};
 use crate::enrich::source::Referrers;
 use crate::enrich::ua::{UaError, UaParser};
 use crate::ingest::{self, Ingest};
 use crate::privacy::{MidnightBridge, SaltBook};
 use crate::salt_keeper::{self, KeeperError, SaltKeeper};
-use crate::store::{self, StoreError, writer::Writer};
+use crate::spool::Spool;
+use crate::store::{self, StoreError, sink::SpoolSink, writer::Writer};
 use crate::telemetry::{Health, Metrics};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Why Headcount could not start.
@@ -39,6 +40,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }
 
 /// Things tests (and embedders) may replace.
@@ -79,6 +82,8 @@ pub struct Running {
     pub metrics: Metrics,
     pub salts: Arc<SaltBook>,
     pub keeper: SaltKeeper,
+    /// Accepted events on their way to ClickHouse.
+    pub spool: Spool,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -86,11 +91,16 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stop accepting, drain connections, flush queued events, return.
+    /// Stop accepting, drain connections, flush spooled events, return.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
+        // Every answered request's events are in the spool now; the writer
+        // drains it and stops.
+        let spool = self.spool.clone();
+        let _ = tokio::task::spawn_blocking(move || spool.close()).await;
         let _ = self.writer.await;
+        self.spool.release();
         let _ = self.keeper_task.await;
     }
 }
@@ -133,17 +143,19 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
     health.set_store_reachable(bootstrapped);
 
     let (stop, stop_rx) = watch::channel(false);
-    let (tx, rx) = mpsc::channel(config.clickhouse.queue_capacity);
+    let spool = Spool::open(config.spool.clone())?;
+    spool.observe_fsync(metrics.spool_fsync.clone());
     let writer = Writer {
         client: db.clone(),
         table: "events".into(),
         batch_rows: config.clickhouse.batch_rows,
         batch_interval: config.clickhouse.batch_interval,
         shutdown_retry: opts.shutdown_retry,
+        dead_letter_dir: config.spool.dir.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
     };
-    let writer = tokio::spawn(writer.run(rx, stop_rx.clone()));
+    let writer = tokio::spawn(writer.run(spool.clone()));
     let keeper_task = {
         let keeper = keeper.clone();
         let (server_client, database, health) =
@@ -191,9 +203,10 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         bridge,
         sessions: Arc::new(crate::sessions::Sessions::new(200_000)),
         clock: opts.clock.clone(),
-        sink: tx,
+        sink: Arc::new(SpoolSink { spool: spool.clone() }),
         metrics: metrics.clone(),
         health,
+        limits: ingest::limits::Limits::new(&config.limits),
     });
     let addr = listener.local_addr()?;
     let stats = opts.stats.clone().unwrap_or_else(|| crate::dashboard::source::engine(&db, opts.clock.clone()));
@@ -201,7 +214,7 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         .map_err(|e| AppError::Io(std::io::Error::other(e)))?;
     let server = tokio::spawn(serve(listener, ingest, Arc::new(dashboard), stop_rx, opts.drain_timeout));
     tracing::info!(%addr, sites = config.sites.len(), ip_mode = ?config.privacy.ip_mode, "headcount listening");
-    Ok(Running { addr, metrics, salts, keeper, stop, server, writer, keeper_task })
+    Ok(Running { addr, metrics, salts, keeper, spool, stop, server, writer, keeper_task })
 }
 
 /// Start, then run until `shutdown` resolves, then shut down cleanly.
@@ -252,9 +265,15 @@ async fn serve(
     drain: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).keep_alive(true);
+    let limits = ingest.config.limits.clone();
+    let builder = conn::builder(&limits);
+    let mut slots = conn::Slots::new(limits.max_connections, ingest.metrics.clone());
     loop {
+        // A free connection slot first: at the limit, wait rather than accept.
+        let slot = tokio::select! {
+            slot = slots.acquire() => slot,
+            _ = stop.changed() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -267,13 +286,20 @@ async fn serve(
             },
             _ = stop.changed() => break,
         };
+        let slot = slot.occupy();
         let _ = stream.set_nodelay(true);
+        let activity = conn::Activity::new();
+        let stream = conn::Watched::new(stream, activity.clone());
+        let (metrics, idle) = (ingest.metrics.clone(), limits.header_read_timeout);
         let ingest = ingest.clone();
         let dashboard = dashboard.clone();
+        let watched = activity.clone();
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let ingest = ingest.clone();
             let dashboard = dashboard.clone();
+            let busy = watched.request();
             async move {
+                let _busy = busy;
                 // Ingest routes keep priority; everything else is the web side.
                 let resp = if crate::dashboard::is_ingest_path(req.uri().path()) {
                     ingest::routes::handle(ingest, peer, req).await
@@ -286,7 +312,14 @@ async fn serve(
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _slot = slot;
+            let timed_out = tokio::select! {
+                ended = conn => ended.is_err_and(|e| conn::is_timeout(&*e)),
+                () = activity.idle(idle) => true,
+            };
+            if timed_out {
+                metrics.connections_timed_out.inc();
+            }
         });
     }
     drop(listener);

@@ -37,6 +37,9 @@ pub struct Config {
     pub geo: GeoConfig,
     pub referrers: ReferrersConfig,
     pub dashboard: DashboardConfig,
+    pub limits: LimitsConfig,
+    /// The durable spool between ingest and the ClickHouse writer.
+    pub spool: crate::spool::SpoolConfig,
     /// Directory of the config file; relative paths are resolved against it.
     pub base_dir: PathBuf,
 }
@@ -60,8 +63,6 @@ pub struct ClickHouseConfig {
     pub batch_rows: usize,
     /// Flush at least this often while events are buffered.
     pub batch_interval: Duration,
-    /// Events waiting for the writer; when full, new events are dropped and counted.
-    pub queue_capacity: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +135,33 @@ impl DashboardConfig {
     }
 }
 
+/// Overload and abuse limits (see [`crate::conn`] and [`crate::ingest::limits`]).
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Connections open at once; at the limit no more are accepted until one closes.
+    pub max_connections: usize,
+    /// Tracking requests (`/api/event`, `/p.gif`) read or processed at once;
+    /// beyond it they are refused (503, or the pixel without its event).
+    pub max_inflight_requests: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// A request head must arrive within this long; also how long an idle
+    /// connection is kept.
+    pub header_read_timeout: Duration,
+    /// An `/api/event` body must arrive within this long after its head (408).
+    pub body_read_timeout: Duration,
+    /// Tracking requests per second one client may keep sending; 0: no limit.
+    pub rate_limit_per_second: u32,
+    /// How many a client may send at once above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Clients remembered by the limiter (least recently seen are forgotten).
+    pub rate_limit_clients: usize,
+    /// Clients (or socket peers) in these networks are never rate-limited.
+    pub rate_limit_exempt: Vec<IpNet>,
+}
+
 /// Every problem found in a configuration.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -160,6 +188,8 @@ pub struct RawConfig {
     pub geo: RawGeo,
     pub referrers: RawReferrers,
     pub dashboard: RawDashboard,
+    pub limits: RawLimits,
+    pub spool: RawSpool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -179,7 +209,6 @@ pub struct RawClickHouse {
     pub password: Option<String>,
     pub batch_rows: u64,
     pub batch_interval_ms: u64,
-    pub queue_capacity: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -227,6 +256,151 @@ pub struct RawDashboard {
     pub k_threshold: u64,
     pub site_k_threshold: std::collections::BTreeMap<String, u64>,
     pub session_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawLimits {
+    pub max_connections: u64,
+    pub max_inflight_requests: u64,
+    pub max_header_bytes: u64,
+    pub max_headers: u64,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub rate_limit_per_second: u64,
+    pub rate_limit_burst: u64,
+    pub rate_limit_clients: u64,
+    pub rate_limit_exempt: Vec<String>,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_connections: 8192,
+            max_inflight_requests: 4096,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 500,
+            rate_limit_clients: 100_000,
+            rate_limit_exempt: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawSpool {
+    pub durability: String,
+    pub dir: String,
+    pub max_bytes: u64,
+    pub memory_bytes: u64,
+    pub segment_bytes: u64,
+    pub overflow: String,
+}
+
+impl Default for RawSpool {
+    fn default() -> Self {
+        RawSpool {
+            durability: "spool".into(),
+            dir: "spool".into(),
+            max_bytes: 1 << 30,
+            memory_bytes: 64 << 20,
+            segment_bytes: 64 << 20,
+            overflow: "reject".into(),
+        }
+    }
+}
+
+impl RawSpool {
+    fn validate(&self, p: &mut Vec<String>, base_dir: &std::path::Path) -> crate::spool::SpoolConfig {
+        use crate::spool::{Durability, Overflow, SpoolConfig};
+        let durability = match self.durability.as_str() {
+            "spool" => Durability::Spool,
+            "memory" => Durability::Memory,
+            other => {
+                p.push(format!("spool.durability: `{other}` is not \"spool\" or \"memory\""));
+                Durability::Spool
+            }
+        };
+        let overflow = match self.overflow.as_str() {
+            "reject" => Overflow::Reject,
+            "drop_newest" => Overflow::DropNewest,
+            other => {
+                p.push(format!("spool.overflow: `{other}` is not \"reject\" or \"drop_newest\""));
+                Overflow::Reject
+            }
+        };
+        if self.dir.trim().is_empty() {
+            p.push("spool.dir: must not be empty".into());
+        }
+        if !(1 << 16..=1 << 50).contains(&self.max_bytes) {
+            p.push("spool.max_bytes: must be between 65536 and 2^50".into());
+        }
+        if !(1 << 16..=1 << 40).contains(&self.memory_bytes) {
+            p.push("spool.memory_bytes: must be between 65536 and 2^40".into());
+        }
+        if !(1 << 12..=1 << 32).contains(&self.segment_bytes) {
+            p.push("spool.segment_bytes: must be between 4096 and 2^32".into());
+        }
+        let dir = PathBuf::from(self.dir.trim());
+        SpoolConfig {
+            durability,
+            dir: if dir.is_absolute() { dir } else { base_dir.join(dir) },
+            max_bytes: self.max_bytes,
+            memory_bytes: self.memory_bytes,
+            segment_bytes: self.segment_bytes,
+            overflow,
+        }
+    }
+}
+
+impl RawLimits {
+    fn validate(&self, p: &mut Vec<String>) -> LimitsConfig {
+        let mut in_range = |key: &str, value: u64, lo: u64, hi: u64| {
+            if !(lo..=hi).contains(&value) {
+                p.push(format!("limits.{key}: must be between {lo} and {hi}"));
+            }
+        };
+        in_range("max_connections", self.max_connections, 1, 1_000_000);
+        in_range("max_inflight_requests", self.max_inflight_requests, 1, 1_000_000);
+        // hyper refuses (panics on) a read buffer under 8 KiB.
+        in_range("max_header_bytes", self.max_header_bytes, 8192, 1024 * 1024);
+        in_range("max_headers", self.max_headers, 16, 1000);
+        in_range("header_read_timeout_ms", self.header_read_timeout_ms, 100, 600_000);
+        in_range("body_read_timeout_ms", self.body_read_timeout_ms, 100, 600_000);
+        in_range("rate_limit_per_second", self.rate_limit_per_second, 0, 1_000_000);
+        in_range("rate_limit_burst", self.rate_limit_burst, 1, 1_000_000);
+        in_range("rate_limit_clients", self.rate_limit_clients, 1000, 10_000_000);
+        let rate_limit_exempt = parse_cidrs("limits.rate_limit_exempt", &self.rate_limit_exempt, p);
+        let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        LimitsConfig {
+            max_connections: self.max_connections as usize,
+            max_inflight_requests: self.max_inflight_requests as usize,
+            max_header_bytes: self.max_header_bytes as usize,
+            max_headers: self.max_headers as usize,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            rate_limit_per_second: small(self.rate_limit_per_second),
+            rate_limit_burst: small(self.rate_limit_burst),
+            rate_limit_clients: self.rate_limit_clients as usize,
+            rate_limit_exempt,
+        }
+    }
+}
+
+/// CIDRs (or bare addresses) of `key`; each one that is neither is a problem.
+fn parse_cidrs(key: &str, values: &[String], p: &mut Vec<String>) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for cidr in values {
+        match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from)) {
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => p.push(format!("{key}: `{cidr}` is not a CIDR like 10.0.0.0/8 or an address")),
+        }
+    }
+    nets
 }
 
 impl Default for RawDashboard {
@@ -288,7 +462,6 @@ impl Default for RawClickHouse {
             password: None,
             batch_rows: 50_000,
             batch_interval_ms: 1_000,
-            queue_capacity: 200_000,
         }
     }
 }
@@ -312,13 +485,29 @@ impl Default for RawLog {
 
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
-    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms", "queue_capacity"]),
+    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms"]),
+    ("spool", &["durability", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow"]),
     ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
     ("log", &["format", "level"]),
     ("geo", &["country_db", "asn_db", "city_db", "reload_interval_seconds"]),
     ("referrers", &["sources_file", "spam_domains", "spam_file"]),
     ("dashboard", &["k_threshold", "site_k_threshold", "session_hours"]),
+    (
+        "limits",
+        &[
+            "max_connections",
+            "max_inflight_requests",
+            "max_header_bytes",
+            "max_headers",
+            "header_read_timeout_ms",
+            "body_read_timeout_ms",
+            "rate_limit_per_second",
+            "rate_limit_burst",
+            "rate_limit_clients",
+            "rate_limit_exempt",
+        ],
+    ),
 ];
 
 impl Config {
@@ -442,9 +631,6 @@ impl RawConfig {
         if ch.batch_interval_ms < 10 || ch.batch_interval_ms > 60_000 {
             p.push("clickhouse.batch_interval_ms: must be between 10 and 60000".into());
         }
-        if ch.queue_capacity < 1 || ch.queue_capacity > 10_000_000 {
-            p.push("clickhouse.queue_capacity: must be between 1 and 10000000".into());
-        }
 
         let ip_mode = match self.privacy.ip_mode.as_str() {
             "hash" => Some(IpMode::Hash),
@@ -454,15 +640,7 @@ impl RawConfig {
                 None
             }
         };
-        let mut trusted_proxies = Vec::new();
-        for cidr in &self.privacy.trusted_proxies {
-            match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from)) {
-                Ok(net) => trusted_proxies.push(net.trunc()),
-                Err(_) => {
-                    p.push(format!("privacy.trusted_proxies: `{cidr}` is not a CIDR like 10.0.0.0/8 or an address"))
-                }
-            }
-        }
+        let trusted_proxies = parse_cidrs("privacy.trusted_proxies", &self.privacy.trusted_proxies, &mut p);
         if self.privacy.salt_key_file.is_empty() {
             p.push("privacy.salt_key_file: must not be empty".into());
         }
@@ -517,6 +695,8 @@ impl RawConfig {
         };
         let referrers = self.referrers.validate(&mut p, &optional_path);
         let dashboard = self.dashboard.validate(&mut p, &sites);
+        let limits = self.limits.validate(&mut p);
+        let spool = self.spool.validate(&mut p, base_dir);
 
         match (listen, ip_mode, format) {
             (Some(listen), Some(ip_mode), Some(format)) if p.is_empty() => {
@@ -534,7 +714,6 @@ impl RawConfig {
                         password: ch.password.clone(),
                         batch_rows: ch.batch_rows as usize,
                         batch_interval: Duration::from_millis(ch.batch_interval_ms),
-                        queue_capacity: ch.queue_capacity as usize,
                     },
                     privacy: PrivacyConfig {
                         ip_mode,
@@ -547,6 +726,8 @@ impl RawConfig {
                     geo,
                     referrers,
                     dashboard,
+                    limits,
+                    spool,
                     base_dir: base_dir.to_path_buf(),
                 })
             }
@@ -767,6 +948,46 @@ mod tests {
         .expect_err("invalid")
         .to_string();
         for needle in ["dashboard.k_threshold", "dashboard.session_hours", "`nope.org` is not a configured"] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn limits_settings() {
+        let cfg = load_str(EXAMPLE, &[]).expect("valid");
+        let d = RawLimits::default();
+        assert_eq!(cfg.limits.max_connections as u64, d.max_connections);
+        assert_eq!(u64::from(cfg.limits.rate_limit_per_second), d.rate_limit_per_second);
+        assert_eq!(cfg.limits.header_read_timeout, Duration::from_millis(d.header_read_timeout_ms));
+        assert!(cfg.limits.rate_limit_exempt.is_empty());
+        let cfg = load_str(
+            EXAMPLE,
+            &[
+                ("HEADCOUNT_LIMITS__RATE_LIMIT_PER_SECOND", "0"),
+                ("HEADCOUNT_LIMITS__RATE_LIMIT_EXEMPT", "[\"10.1.2.3/8\", \"2001:db8::1\"]"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(cfg.limits.rate_limit_per_second, 0, "0 disables");
+        let exempt: Vec<String> = cfg.limits.rate_limit_exempt.iter().map(ToString::to_string).collect();
+        assert_eq!(exempt, ["10.0.0.0/8", "2001:db8::1/128"]);
+        let err = load_str(
+            EXAMPLE,
+            &[
+                ("HEADCOUNT_LIMITS__MAX_HEADER_BYTES", "4096"),
+                ("HEADCOUNT_LIMITS__MAX_CONNECTIONS", "0"),
+                ("HEADCOUNT_LIMITS__RATE_LIMIT_EXEMPT", "[\"nope\"]"),
+                ("HEADCOUNT_LIMITS__BODY_READ_TIMEOUT_MS", "1"),
+            ],
+        )
+        .expect_err("invalid")
+        .to_string();
+        for needle in [
+            "limits.max_header_bytes",
+            "limits.max_connections",
+            "limits.rate_limit_exempt: `nope`",
+            "limits.body_read_timeout_ms",
+        ] {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
     }

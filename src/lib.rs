@@ -28,12 +28,15 @@
 //!   through [`stats`]; [`auth`] keeps who may read them (users, sessions,
 //!   API keys, shares). Visitors never meet either.
 //! * [`telemetry`] holds the Prometheus registry; labels are small enums.
+//! * [`conn`] bounds connections: how many, how large a request head, how
+//!   long a slow or idle client may hold one.
 //! * [`app`] wires everything together: `app::run(listener, config, clock, shutdown)`.
 
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod dashboard;
 pub mod enrich;
 pub mod event;
@@ -41,6 +44,7 @@ pub mod ingest;
 pub mod privacy;
 pub mod salt_keeper;
 pub mod sessions;
+pub mod spool;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -153,14 +153,14 @@ impl SaltKeeper {
         let held_today = self.ensure(today).await;
         self.metrics.salt_ready.set(i64::from(self.book.get(today).is_some()));
         held_today?;
-        if let Some(tomorrow) = today.next_day().filter(|_| now.hour() >= PROPOSE_FROM_HOUR) {
-            if self.book.get(tomorrow).is_none() {
-                if now.hour() >= DECIDE_AT_HOUR {
-                    self.ensure(tomorrow).await?;
-                } else if salts::proposals(&self.db, tomorrow).await?.is_empty() {
-                    self.propose(tomorrow).await?;
-                    tracing::info!(day = %tomorrow, "proposed a salt");
-                }
+        if let Some(tomorrow) = today.next_day().filter(|_| now.hour() >= PROPOSE_FROM_HOUR)
+            && self.book.get(tomorrow).is_none()
+        {
+            if now.hour() >= DECIDE_AT_HOUR {
+                self.ensure(tomorrow).await?;
+            } else if salts::proposals(&self.db, tomorrow).await?.is_empty() {
+                self.propose(tomorrow).await?;
+                tracing::info!(day = %tomorrow, "proposed a salt");
             }
         }
         self.destroy_expired(now).await

@@ -9,6 +9,9 @@
 //! The target must list every `--sites` domain under `[[sites]]` and trust
 //! the generator's address as a proxy (`trusted_proxies = ["127.0.0.1/32"]`),
 //! because each request carries its visitor's address in `X-Forwarded-For`.
+//! Exempt it from the per-client rate limit too (`[limits] rate_limit_exempt
+//! = ["127.0.0.1/32"]`), or a small `--visitors` at a high rate is measured
+//! as 429s.
 //!
 //! # Traffic
 //!

@@ -590,10 +590,8 @@ async fn export_zip(d: &Dashboard, ctx: &Ctx<'_>, site: &str) -> Result<Resp, We
     let totals = totals.map_err(|e| tracing::error!(error = %e, "export aggregate failed")).ok();
     let hidden = suppress(Some(k), &ctx.view, totals.as_ref());
     let mut files = vec![("aggregate.csv".to_string(), export::aggregate_csv(totals.as_ref().filter(|_| !hidden))?)];
-    if !hidden {
-        if let Ok(s) = series {
-            files.push(("timeseries.csv".into(), export::timeseries_csv(&s.current)?));
-        }
+    if !hidden && let Ok(s) = series {
+        files.push(("timeseries.csv".into(), export::timeseries_csv(&s.current)?));
     }
     for (spec, b) in panels.iter().zip(rows) {
         if let Some(b) = b {

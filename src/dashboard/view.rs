@@ -183,10 +183,10 @@ fn range_label(lang: Lang, r: DateRange) -> String {
 
 /// The display form of a breakdown value.
 pub fn display_value(lang: Lang, d: Dimension, v: &str) -> String {
-    if d == Dimension::Country {
-        if let Some(name) = countries::name(v, lang) {
-            return name.to_string();
-        }
+    if d == Dimension::Country
+        && let Some(name) = countries::name(v, lang)
+    {
+        return name.to_string();
     }
     if let Some(s) = lang.value(d, v) {
         return s.to_string();

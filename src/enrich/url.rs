@@ -82,11 +82,9 @@ pub fn page_url(raw: &str, max_len: usize, keep_fragment: bool) -> Result<PageUr
     if pathname.is_empty() {
         pathname.push('/');
     }
-    if keep_fragment {
-        if let Some(f) = url.fragment().filter(|f| !f.is_empty()) {
-            pathname.push('#');
-            pathname.push_str(&decode(f));
-        }
+    if keep_fragment && let Some(f) = url.fragment().filter(|f| !f.is_empty()) {
+        pathname.push('#');
+        pathname.push_str(&decode(f));
     }
     let mut campaign = Campaign::default();
     for (k, v) in url.query_pairs() {

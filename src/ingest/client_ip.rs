@@ -44,8 +44,13 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&ip))
 }
 
+/// Every value of the header `name`. A value is never skipped: a trusted
+/// proxy may have appended its hop to a client's header that is not ASCII,
+/// and skipping it would let an earlier value or a lower-priority header,
+/// both client-controlled, name the client. UTF-8 is read as it is (its
+/// non-address hops do not parse); anything else is one unknown hop.
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
-    headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
+    headers.get_all(name).into_iter().map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("for=unknown"))
 }
 
 /// `X-Forwarded-For: client, proxy1, proxy2` (possibly over several headers).
@@ -141,5 +146,25 @@ mod tests {
         for (peer, hdrs, trusted, want) in cases {
             assert_eq!(resolve(peer, hdrs, trusted), *want, "peer {peer} headers {hdrs:?} trusted {trusted:?}");
         }
+    }
+
+    /// Found by `tests/fuzz.rs`: a header value that was not visible ASCII
+    /// was skipped whole, hiding the hop the proxy appended to it, so an
+    /// earlier `X-Forwarded-For` line or `X-Real-IP` (the client's own) won.
+    #[test]
+    fn values_that_are_not_ascii_are_not_skipped() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let resolve = |name: &'static str, appended_to: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+            h.append("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+            h.append(name, HeaderValue::from_bytes(appended_to).expect("header value"));
+            client_ip("10.0.0.1:5000".parse().expect("peer"), &h, &trusted).reveal_for_lookup().to_string()
+        };
+        assert_eq!(resolve("x-forwarded-for", "é, 198.51.100.77".as_bytes()), "198.51.100.77");
+        assert_eq!(resolve("forwarded", "for=é, for=198.51.100.77".as_bytes()), "198.51.100.77");
+        // Not UTF-8: one unknown hop, so the proxy is the best we know.
+        assert_eq!(resolve("x-forwarded-for", b"\xff, 198.51.100.77"), "10.0.0.1");
+        assert_eq!(resolve("forwarded", b"for=\xff, for=198.51.100.77"), "10.0.0.1");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Order of work for every tracking request, cheapest first:
 //!
-//! 1. size limits and route ([`routes`]);
+//! 1. route, admission — in-flight and per-client rate limits ([`limits`]) —
+//!    and size, time and encoding limits on the body ([`body`]);
 //! 2. client IP from the socket peer, believing proxy headers only from
 //!    configured proxies ([`client_ip`]) — the address is wrapped in
 //!    [`ClientIp`] and never printed;
@@ -12,14 +13,18 @@
 //!    list, then the cached User-Agent parse;
 //! 5. country/ASN lookup on the full IP ([`crate::enrich::geo`]), then
 //!    [`crate::privacy::depersonalize`] consumes the IP;
-//! 6. the depersonalized [`Event`] goes to a bounded queue. When the queue is
-//!    full the event is dropped and counted — a tracking pixel must never
-//!    make a page wait, and memory must stay bounded.
+//! 6. the depersonalized [`Event`] goes to the [`EventSink`] — the durable
+//!    spool — and the request is answered once the sink says the event is
+//!    durable (one group-commit fsync, well under a millisecond here). When
+//!    the spool is at its cap the event is refused or dropped at once and
+//!    counted: memory and disk stay bounded.
 //!
 //! This module never mentions ClickHouse: it hands events to an
-//! `mpsc::Sender<Event>` and whoever drains it stores them.
+//! [`EventSink`] and whoever implements it stores them.
 
+pub mod body;
 pub mod client_ip;
+pub mod limits;
 pub mod opt_out;
 pub mod payload;
 pub mod routes;
@@ -34,10 +39,17 @@ use crate::enrich::{bots, screen, url};
 use crate::event::Event;
 use crate::privacy::{self, Carry, ClientIp, MidnightBridge, SaltBook, VisitorId};
 use crate::sessions::{self, Sessions};
+use crate::spool::{Ack, AppendError};
 use crate::telemetry::{DropReason, Health, Metrics};
 use payload::Beacon;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+
+/// Where accepted events go. The store implements it (encode, then append
+/// to the spool); ingest only learns whether they were taken.
+pub trait EventSink: Send + Sync {
+    /// Hand over events; the [`Ack`] resolves once they are durable.
+    fn submit(&self, events: &[Event]) -> Result<Ack, AppendError>;
+}
 
 /// What happened to one tracking request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,44 +83,77 @@ pub struct Ingest {
     /// Places every event in a visit (see [`crate::sessions`]).
     pub sessions: Arc<Sessions>,
     pub clock: SharedClock,
-    pub sink: mpsc::Sender<Event>,
+    pub sink: Arc<dyn EventSink>,
     pub metrics: Metrics,
     pub health: Arc<Health>,
+    /// In-flight and per-client rate limits of the tracking routes.
+    pub limits: limits::Limits,
 }
 
 impl Ingest {
-    /// Validate, enrich, depersonalize and queue one beacon.
-    pub fn record(&self, beacon: Beacon, ip: ClientIp, user_agent: &str) -> Result<Outcome, RejectError> {
+    /// Validate, enrich, depersonalize and spool one beacon; resolves once
+    /// the events are durable (or refused).
+    pub async fn record(&self, beacon: Beacon, ip: ClientIp, user_agent: &str) -> Result<Outcome, RejectError> {
+        let events = match self.prepare(beacon, ip, user_agent)? {
+            Ok(events) => events,
+            Err(dropped) => return Ok(Outcome::Dropped(dropped)),
+        };
+        let n = events.len();
+        let submitted = self.sink.submit(&events);
+        drop(events);
+        let stored = match submitted {
+            Ok(ack) => ack.wait().await,
+            Err(e) => Err(e),
+        };
+        Ok(match stored {
+            Ok(()) => Outcome::Accepted(n),
+            Err(AppendError::Full) => Outcome::Dropped(DropReason::QueueFull),
+            Err(AppendError::Closed) => Outcome::Dropped(DropReason::ShuttingDown),
+            Err(AppendError::Io(e)) => {
+                tracing::error!(error = %e, "spool write failed");
+                Outcome::Dropped(DropReason::SpoolError)
+            }
+        })
+    }
+
+    /// Everything up to the sink: the events to store, or why none.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        beacon: Beacon,
+        ip: ClientIp,
+        user_agent: &str,
+    ) -> Result<Result<Vec<Event>, DropReason>, RejectError> {
         let sites: Vec<&str> =
             beacon.domains.iter().filter_map(|d| self.config.site(d)).map(|s| s.domain.as_str()).collect();
         if sites.is_empty() {
-            return Ok(Outcome::Dropped(DropReason::UnknownSite));
+            return Ok(Err(DropReason::UnknownSite));
         }
         // A cached answer that is not a bot means the token scan would find
         // nothing (`is_bot` includes it): most requests skip the scan.
         let cached = self.ua.cached(user_agent);
         let known_human = cached.as_ref().is_some_and(|info| !info.is_bot);
         if !known_human && bots::is_bot(user_agent) {
-            return Ok(Outcome::Dropped(DropReason::Bot));
+            return Ok(Err(DropReason::Bot));
         }
         let max_url = self.config.server.max_url_bytes;
         let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
         let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
             .map_err(RejectError::Referrer)?;
         if self.referrers.is_spam(&referrer.host) {
-            return Ok(Outcome::Dropped(DropReason::Spam));
+            return Ok(Err(DropReason::Spam));
         }
         let ua = match cached {
             Some(info) => info,
             None => self.ua.parse(user_agent),
         };
         if ua.is_bot {
-            return Ok(Outcome::Dropped(DropReason::Bot));
+            return Ok(Err(DropReason::Bot));
         }
 
         let now = self.clock.now();
         let Some(salt) = self.salts.get(now.date()) else {
-            return Ok(Outcome::Dropped(DropReason::NoSalt));
+            return Ok(Err(DropReason::NoSalt));
         };
         // Everything derived from the full IP happens here, before it is dropped.
         let location = self.geo.locate(&ip);
@@ -146,7 +191,7 @@ impl Ingest {
             .collect();
         let mut visits = visits.into_iter();
         let Some((site, pseudonym, session)) = visits.next() else {
-            return Ok(Outcome::Dropped(DropReason::UnknownSite));
+            return Ok(Err(DropReason::UnknownSite));
         };
         let (revenue_micros, revenue_currency) = match beacon.revenue {
             Some(r) => (r.micros, r.currency),
@@ -192,19 +237,10 @@ impl Ingest {
                 ..first.clone()
             })
             .collect();
-        let mut queued = 0;
-        for event in std::iter::once(first).chain(others) {
-            match self.sink.try_send(event) {
-                Ok(()) => queued += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    return Ok(Outcome::Dropped(DropReason::QueueFull));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Ok(Outcome::Dropped(DropReason::ShuttingDown));
-                }
-            }
-        }
-        Ok(Outcome::Accepted(queued))
+        let mut events = Vec::with_capacity(1 + others.len());
+        events.push(first);
+        events.extend(others);
+        Ok(Ok(events))
     }
 
     /// Count an outcome in the metrics.

@@ -204,6 +204,7 @@ pub fn from_pixel_query(query: &str, referer_header: Option<&str>) -> Result<Bea
     };
     b.domains = domains(&domain)?;
     b.name = event_name(std::mem::take(&mut b.name))?;
+    b.interactive = b.name != ENGAGEMENT;
     b.props = props(props_raw)?;
     Ok(b)
 }
@@ -493,5 +494,14 @@ mod tests {
 
         assert_eq!(from_pixel_query("d=a.com", None), Err(PayloadError::Missing("u")));
         assert_eq!(from_pixel_query("d=a.com&u=%FF%FE", None), Err(PayloadError::NotUtf8));
+    }
+
+    /// Found by `tests/fuzz.rs`: `n=engagement` on the pixel made an
+    /// interactive engagement event, which the JSON API never does.
+    #[test]
+    fn pixel_engagement_is_not_interactive() {
+        let b = from_pixel_query("n=engagement&u=https%3A%2F%2Fa.com%2F", None).expect("ok");
+        assert!(!b.interactive);
+        assert!(from_pixel_query("n=Signup&u=https%3A%2F%2Fa.com%2F", None).expect("ok").interactive);
     }
 }

@@ -5,15 +5,18 @@
 //! decided in one place. Client errors (4xx) are logged at debug level and
 //! never include request data; nothing here can panic on request input.
 
-use super::{Ingest, Outcome, RejectError, client_ip, opt_out, payload, tracker};
+use super::limits::Refusal;
+use super::{Ingest, Outcome, RejectError, body, client_ip, opt_out, payload, tracker};
+use crate::spool::Overflow;
 use crate::telemetry::{DropReason, Route};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A 43-byte transparent 1×1 GIF.
 pub const PIXEL_GIF: [u8; 43] = [
@@ -38,8 +41,15 @@ pub async fn handle(ingest: Arc<Ingest>, peer: SocketAddr, req: Request<Incoming
 
 async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Route, Resp) {
     match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/p.gif") => (Route::Pixel, pixel(ingest, peer, &req)),
-        (&Method::POST, "/api/event") => (Route::Event, api_event(ingest, peer, req).await),
+        // The permit of an admitted request is held until it is answered.
+        (&Method::GET | &Method::HEAD, "/p.gif") => match admit(ingest, peer, &req) {
+            Ok(_permit) => (Route::Pixel, pixel(ingest, peer, req).await),
+            Err(refusal) => (Route::Pixel, pixel_reply(ingest, Outcome::Dropped(refusal.reason()))),
+        },
+        (&Method::POST, "/api/event") => match admit(ingest, peer, &req) {
+            Ok(_permit) => (Route::Event, api_event(ingest, peer, req).await),
+            Err(refusal) => (Route::Event, refused(ingest, refusal)),
+        },
         (&Method::OPTIONS, "/api/event") => (Route::Preflight, preflight()),
         (&Method::GET | &Method::HEAD, "/js/script.js") => (Route::Script, script(&req)),
         (&Method::GET | &Method::HEAD, "/opt-out") => (Route::OptOut, opt_out_page(ingest, &req)),
@@ -57,19 +67,36 @@ async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Ro
     }
 }
 
+/// In-flight and rate limits (see [`super::limits`]).
+fn admit<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Result<OwnedSemaphorePermit, Refusal> {
+    ingest.limits.admit(peer, req.headers(), &ingest.config.privacy.trusted_proxies)
+}
+
+/// An API request that was not admitted: 503 or 429, with `Retry-After`.
+fn refused(ingest: &Ingest, refusal: Refusal) -> Resp {
+    let (status, message) = match refusal {
+        Refusal::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded, try again later"),
+        Refusal::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "too many events from this client"),
+    };
+    let mut r = rejected(ingest, status, refusal.reason(), message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after_secs()));
+    r
+}
+
 fn user_agent(req_headers: &hyper::HeaderMap) -> &str {
     req_headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 /// `GET /p.gif`: always the GIF, so a pixel never shows broken.
-fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
-    let headers = req.headers();
+async fn pixel(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let (parts, _) = req.into_parts();
+    let headers = &parts.headers;
     let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
-    let outcome = match payload::from_pixel_query(req.uri().query().unwrap_or_default(), referer) {
+    let outcome = match payload::from_pixel_query(parts.uri.query().unwrap_or_default(), referer) {
         _ if opt_out::declines_tracking(headers) => Outcome::Dropped(DropReason::DoNotTrack),
         Ok(beacon) => {
             let ip = client_ip::client_ip(peer, headers, &ingest.config.privacy.trusted_proxies);
-            match ingest.record(beacon, ip, user_agent(headers)) {
+            match ingest.record(beacon, ip, user_agent(headers)).await {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::debug!(error = %e, "pixel rejected");
@@ -82,6 +109,11 @@ fn pixel<B>(ingest: &Ingest, peer: SocketAddr, req: &Request<B>) -> Resp {
             Outcome::Dropped(DropReason::Invalid)
         }
     };
+    pixel_reply(ingest, outcome)
+}
+
+/// The GIF, whatever happened to the event (counted here).
+fn pixel_reply(ingest: &Ingest, outcome: Outcome) -> Resp {
     ingest.count(outcome);
     let mut r = Response::new(Full::new(Bytes::from_static(&PIXEL_GIF)));
     let h = r.headers_mut();
@@ -101,14 +133,16 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
         return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return invalid(ingest, StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max} bytes"));
+    // At most `max` bytes as sent and decompressed, within the body timeout.
+    let body = match body::read(body, &parts.headers, max, ingest.config.limits.body_read_timeout).await {
+        Ok(b) => b,
+        Err(e @ body::BodyError::Timeout(_)) => {
+            // The rest of the body may still come: the connection cannot be reused.
+            let mut r = invalid(ingest, e.status(), &e.to_string());
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
-        Err(_) => {
-            return invalid(ingest, StatusCode::BAD_REQUEST, "request body could not be read");
-        }
+        Err(e) => return invalid(ingest, e.status(), &e.to_string()),
     };
     // A browser that declines tracking is not read any further.
     let recorded = if opt_out::declines_tracking(&parts.headers) {
@@ -119,9 +153,23 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
             Err(e) => return invalid(ingest, StatusCode::BAD_REQUEST, &e.to_string()),
         };
         let ip = client_ip::client_ip(peer, &parts.headers, &ingest.config.privacy.trusted_proxies);
-        ingest.record(beacon, ip, user_agent(&parts.headers))
+        ingest.record(beacon, ip, user_agent(&parts.headers)).await
     };
     match recorded {
+        // The spool is full (or failing) and the operator chose to refuse:
+        // tell the client to come back rather than pretend.
+        Ok(Outcome::Dropped(reason @ (DropReason::QueueFull | DropReason::SpoolError)))
+            if ingest.config.spool.overflow == Overflow::Reject =>
+        {
+            let mut r = rejected(
+                ingest,
+                StatusCode::SERVICE_UNAVAILABLE,
+                reason,
+                "cannot take events right now, try again later",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
         Ok(outcome) => {
             ingest.count(outcome);
             let mut r = cors(text(StatusCode::ACCEPTED, "ok"));
@@ -136,13 +184,19 @@ async fn api_event(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) ->
 
 /// A rejected API request: counted as `invalid`, answered with a JSON error.
 fn invalid(ingest: &Ingest, status: StatusCode, message: &str) -> Resp {
+    rejected(ingest, status, DropReason::Invalid, message)
+}
+
+/// An API request whose event is dropped for `reason`: counted, answered
+/// with a JSON error.
+fn rejected(ingest: &Ingest, status: StatusCode, reason: DropReason, message: &str) -> Resp {
     tracing::debug!(status = status.as_u16(), error = message, "event rejected");
-    ingest.metrics.dropped(DropReason::Invalid);
+    ingest.metrics.dropped(reason);
     let body = serde_json::json!({ "error": message }).to_string();
     let mut r = cors(Response::new(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(EVENT_HEADER_NAME, HeaderValue::from_static("dropped; reason=invalid"));
+    r.headers_mut().insert(EVENT_HEADER_NAME, HeaderValue::from_static(dropped_header(reason)));
     r
 }
 
@@ -161,11 +215,14 @@ fn dropped_header(reason: DropReason) -> &'static str {
         DropReason::Invalid => "dropped; reason=invalid",
         DropReason::UnknownSite => "dropped; reason=unknown_site",
         DropReason::QueueFull => "dropped; reason=queue_full",
+        DropReason::SpoolError => "dropped; reason=spool_error",
         DropReason::NoSalt => "dropped; reason=no_salt",
         DropReason::ShuttingDown => "dropped; reason=shutting_down",
         DropReason::StoreFailed => "dropped; reason=store_failed",
         DropReason::Spam => "dropped; reason=referrer_spam",
         DropReason::DoNotTrack => "dropped; reason=dnt",
+        DropReason::Overloaded => "dropped; reason=overloaded",
+        DropReason::RateLimited => "dropped; reason=rate_limited",
     }
 }
 

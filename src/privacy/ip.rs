@@ -54,6 +54,37 @@ impl ClientIp {
         truncate(self.0)
     }
 
+    /// Whether the address lies in one of `nets` (the answer is all that
+    /// leaves: the address itself is not revealed).
+    pub fn is_within(&self, nets: &[IpNet]) -> bool {
+        nets.iter().any(|net| net.contains(&self.0))
+    }
+
+    /// The rate limiter's key for this client: a keyed BLAKE3 hash, under a
+    /// per-process random `key`, of the IPv4 address or of the IPv6 /64 (one
+    /// subscriber line gets a whole /64, so a client cannot escape its limit
+    /// by rotating addresses inside it). Not reversible without the key,
+    /// which lives only in the limiter's memory.
+    pub fn limiter_key(&self, key: &[u8; 32]) -> [u8; 16] {
+        let mut material = [0u8; 9];
+        match self.0 {
+            IpAddr::V4(v4) => {
+                material[0] = 4;
+                material[1..5].copy_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                material[0] = 6;
+                material[1..].copy_from_slice(&v6.octets()[..8]);
+            }
+        }
+        let mut hasher = blake3::Hasher::new_keyed(key);
+        hasher.update(b"headcount.ratelimit.v1");
+        hasher.update(&material);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        out
+    }
+
     /// Bytes fed to the visitor hash in `hash` mode: family tag + address.
     pub(crate) fn hash_material(&self) -> Vec<u8> {
         match self.0 {
@@ -135,6 +166,19 @@ mod tests {
         let shown = format!("{ip:?} {:#?}", ip);
         assert!(!shown.contains("198"), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn limiter_key_is_per_address_v4_per_slash64_v6_and_keyed() {
+        let key = |ip: &str, k: u8| ClientIp::new(ip.parse().expect("ip")).limiter_key(&[k; 32]);
+        assert_eq!(key("198.51.100.77", 1), key("::ffff:198.51.100.77", 1));
+        assert_ne!(key("198.51.100.77", 1), key("198.51.100.78", 1));
+        assert_eq!(key("2001:db8:1:2::1", 1), key("2001:db8:1:2:ffff::9", 1), "one /64, one client");
+        assert_ne!(key("2001:db8:1:2::1", 1), key("2001:db8:1:3::1", 1));
+        assert_ne!(key("198.51.100.77", 1), key("198.51.100.77", 2), "another process, another key");
+        let ip = ClientIp::new("198.51.100.77".parse().expect("ip"));
+        assert!(ip.is_within(&["198.51.100.0/24".parse().expect("net")]));
+        assert!(!ip.is_within(&["10.0.0.0/8".parse().expect("net")]));
     }
 
     #[test]

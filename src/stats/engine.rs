@@ -606,10 +606,10 @@ impl Engine {
             let settled = OffsetDateTime::now_utc().date() - Duration::days(2);
             for i in missing {
                 let row = fetched.iter().find(|r| r.day == all[i]).copied().unwrap_or(DayRow::zero(all[i]));
-                if let Some(c) = cache {
-                    if all[i] <= settled {
-                        c.insert((key.clone(), all[i]), (std::time::Instant::now(), row));
-                    }
+                if let Some(c) = cache
+                    && all[i] <= settled
+                {
+                    c.insert((key.clone(), all[i]), (std::time::Instant::now(), row));
                 }
                 rows[i] = Some(row);
             }

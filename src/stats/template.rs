@@ -233,10 +233,10 @@ impl Template {
     pub fn slots(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for p in &self.pieces {
-            if let Piece::Slot(s) = p {
-                if !out.contains(&s.as_str()) {
-                    out.push(s);
-                }
+            if let Piece::Slot(s) = p
+                && !out.contains(&s.as_str())
+            {
+                out.push(s);
             }
         }
         out

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, file: "0003_acquisition.sql", sql: include_str!("../../sql/0003_acquisition.sql") },
     Migration { version: 4, file: "0004_access.sql", sql: include_str!("../../sql/0004_access.sql") },
     Migration { version: 5, file: "0005_sessions.sql", sql: include_str!("../../sql/0005_sessions.sql") },
+    Migration { version: 6, file: "0006_batches.sql", sql: include_str!("../../sql/0006_batches.sql") },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -132,11 +133,11 @@ pub async fn run(server: &Client, database: &str) -> Result<Vec<&'static str>, S
         }
         for stmt in m.statements() {
             let added = added_column(&stmt);
-            if let Some((table, column)) = &added {
-                if column_exists(&db, table, column).await? {
-                    tracing::debug!(migration = m.file, table, column, "column exists; ADD COLUMN skipped");
-                    continue;
-                }
+            if let Some((table, column)) = &added
+                && column_exists(&db, table, column).await?
+            {
+                tracing::debug!(migration = m.file, table, column, "column exists; ADD COLUMN skipped");
+                continue;
             }
             if let Err(source) = db.query(&stmt).execute().await {
                 // Another instance starting at the same time may have added

@@ -13,7 +13,9 @@
 
 pub mod migrate;
 pub mod row;
+pub mod rowbinary;
 pub mod salts;
+pub mod sink;
 pub mod writer;
 
 use crate::config::ClickHouseConfig;
@@ -34,7 +36,8 @@ impl StoreError {
     /// ClickHouse rejected the data itself (not a transient failure):
     /// retrying the same rows can never succeed. Codes 27 (cannot parse
     /// input), 53 (type mismatch), 117 (incorrect data), 6 (cannot parse
-    /// text), 70 (cannot convert type) and 33 (cannot read all data).
+    /// text), 70 (cannot convert type), 33 (cannot read all data), 32
+    /// (read after end of data), 128/131 (array/string too large).
     pub fn is_bad_data(&self) -> bool {
         let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else {
             return false;
@@ -45,7 +48,7 @@ impl StoreError {
             .split_once("Code: ")
             .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|n| n.parse::<u32>().ok());
-        matches!(code, Some(6 | 27 | 33 | 53 | 70 | 117))
+        matches!(code, Some(6 | 27 | 32 | 33 | 53 | 70 | 117 | 128 | 131))
     }
 }
 

@@ -1,41 +1,48 @@
-//! The batching writer: drains the event queue into ClickHouse.
+//! The writer: drains the spool into ClickHouse, every row exactly once.
 //!
-//! ClickHouse wants few large inserts, not many small ones, so events are
-//! collected and written when `batch_rows` are buffered or `batch_interval`
-//! has passed since the first buffered event, whichever comes first.
+//! ClickHouse wants few large inserts, not many small ones, so the writer
+//! waits until `batch_rows` records are in the spool or `batch_interval` has
+//! passed since the first one arrived, then sends them as one `RowBinary`
+//! insert. Rows were encoded when they were accepted
+//! ([`super::sink`]); here each gets two more columns, the batch's random
+//! `batch_id` and its place in the batch, `batch_row`.
 //!
-//! A failed write is retried with exponential backoff (capped at 5 s) while
-//! the batch is held; meanwhile the bounded queue in front fills up and new
-//! events are dropped and counted as `queue_full`, so memory stays bounded
-//! whatever ClickHouse does. Two exceptions:
-//! * rows ClickHouse rejects as bad data can never succeed and are dropped
-//!   at once (counted as `store_failed`);
-//! * once the queue is closed (shutdown), retries stop after
-//!   `shutdown_retry`, so a dead ClickHouse cannot hold the process hostage.
-//!   (A durable spool that survives this is a separate, later layer.)
+//! Exactly once (ClickHouse 18.16 has no insert deduplication for plain
+//! MergeTree, so Headcount does it):
+//! 1. before sending, the batch's id and its span of the spool go into the
+//!    spool's checkpoint ([`Spool::begin`]);
+//! 2. once ClickHouse confirms the insert, the checkpoint moves past the
+//!    batch ([`Spool::commit`]) and its segments are deleted;
+//! 3. whenever the outcome is unknown — an error after the data went out, a
+//!    crash or SIGKILL between 1 and 2 — the writer first asks ClickHouse
+//!    which `batch_row`s of that `batch_id` it has and sends only the others.
+//!
+//! A failed write is retried with exponential backoff (capped at 5 s) for as
+//! long as it takes; meanwhile ingest keeps appending to the spool until its
+//! cap. Rows ClickHouse rejects as bad data can never succeed: the batch is
+//! split in halves until the bad rows are alone, the good rows are stored
+//! and each bad row goes to the dead-letter file (`dead-letter.rowbinary`
+//! in the spool directory, with a line per row in `dead-letter.log` and the
+//! statement that loads the file in `dead-letter.sql`),
+//! counted in `headcount_events_dead_lettered_total`.
+//!
+//! At shutdown the writer drains the spool; if ClickHouse stays unreachable
+//! for `shutdown_retry` it stops. With the durable spool the rest is
+//! written on the next start; in memory mode it is lost and counted.
 
 use super::StoreError;
 use super::row::EventRow;
-use crate::event::Event;
+use crate::spool::{Batch, Durability, Spool};
 use crate::telemetry::{DropReason, Health, Metrics};
+use bytes::Bytes;
+use clickhouse::Row;
+use std::collections::HashSet;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
-
-// Lives on the stack for one loop turn; boxing would add an allocation per event.
-#[allow(clippy::large_enum_variant)]
-enum Wake {
-    Event(Event),
-    Interval,
-    Closed,
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// Where and how to write.
 #[derive(Clone)]
@@ -45,94 +52,152 @@ pub struct Writer {
     pub batch_rows: usize,
     pub batch_interval: Duration,
     pub shutdown_retry: Duration,
+    /// Directory for the dead-letter files.
+    pub dead_letter_dir: PathBuf,
     pub metrics: Metrics,
     pub health: Arc<Health>,
 }
 
+/// How a batch ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Every row is stored or dead-lettered.
+    Done,
+    /// Shutting down and ClickHouse is unreachable: the batch stays spooled.
+    Stopped,
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+fn new_batch_id() -> u64 {
+    let mut b = [0u8; 8];
+    // Never 0: that marks rows stored before batches existed.
+    getrandom::fill(&mut b).map(|()| u64::from_le_bytes(b).max(1)).unwrap_or_else(|_| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (t.as_nanos() as u64).max(1)
+    })
+}
+
 impl Writer {
-    /// Drain `rx` until `shutdown` fires (or every sender is gone), then
-    /// write whatever is still queued and return.
-    pub async fn run(self, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
-        let mut batch: Vec<Event> = Vec::with_capacity(self.batch_rows.min(65_536));
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let mut closing = false;
-        loop {
-            let wake = tokio::select! {
-                got = rx.recv() => match got {
-                    Some(event) => Wake::Event(event),
-                    None => Wake::Closed,
-                },
-                _ = sleep_until(deadline) => Wake::Interval,
-                changed = shutdown.changed(), if !closing => {
-                    // Stop taking new events; drain what is queued.
-                    let _ = changed;
-                    closing = true;
-                    rx.close();
-                    continue;
-                }
-            };
-            let closed = matches!(wake, Wake::Closed);
-            let flush = match wake {
-                Wake::Event(event) => {
-                    batch.push(event);
-                    if deadline.is_none() {
-                        deadline = Some(tokio::time::Instant::now() + self.batch_interval);
-                    }
-                    // Take whatever else is already queued without waiting.
-                    while batch.len() < self.batch_rows {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
-                        }
-                    }
-                    batch.len() >= self.batch_rows
-                }
-                Wake::Interval => true,
-                Wake::Closed => {
-                    closing = true;
-                    true
-                }
-            };
-            self.metrics.queue_depth.set(rx.len() as i64);
-            if flush {
-                if !batch.is_empty() {
-                    self.flush_with_retry(&batch, closing).await;
-                    batch.clear();
-                }
-                deadline = None;
+    fn insert_sql(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}, batch_id, batch_row) FORMAT RowBinary",
+            self.table,
+            EventRow::COLUMN_NAMES.join(", ")
+        )
+    }
+
+    /// Drain `spool` until it is closed and empty (or ClickHouse stays
+    /// unreachable through shutdown).
+    pub async fn run(self, spool: Spool) {
+        let mut reader = spool.reader();
+        if let Some(inflight) = spool.recovered_inflight() {
+            // A previous run stopped while writing this batch: some of it
+            // may be stored. Settle it before anything else.
+            reader.seek(inflight.from);
+            let batch = reader.read(usize::MAX, Some(inflight.to));
+            tracing::info!(rows = batch.len(), "settling the batch a previous run was writing");
+            if self.deliver(&spool, inflight.batch_id, &batch, true).await == Delivery::Stopped {
+                return self.stopped(&spool);
             }
-            if closed {
-                break;
+        }
+        let mut first_seen: Option<tokio::time::Instant> = None;
+        loop {
+            self.metrics.queue_depth.set(spool.unstored_records() as i64);
+            self.metrics.spool_bytes.set(spool.unstored_bytes() as i64);
+            let closing = spool.is_closed();
+            let unread = spool.unread();
+            if unread == 0 {
+                if closing {
+                    break;
+                }
+                first_seen = None;
+                tokio::select! {
+                    _ = spool.readable() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+            let since = *first_seen.get_or_insert_with(tokio::time::Instant::now);
+            if !closing && (unread as usize) < self.batch_rows && since.elapsed() < self.batch_interval {
+                tokio::select! {
+                    _ = spool.readable() => {}
+                    _ = tokio::time::sleep_until(since + self.batch_interval) => {}
+                }
+                continue;
+            }
+            first_seen = None;
+            // Page-cache or memory reads of at most one batch: cheap enough
+            // to do on the runtime.
+            let batch = reader.read(self.batch_rows, None);
+            if batch.is_empty() {
+                // Counted as readable but nothing came back (only after a
+                // read error skipped a segment): do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            if self.deliver(&spool, new_batch_id(), &batch, false).await == Delivery::Stopped {
+                return self.stopped(&spool);
             }
         }
         self.metrics.queue_depth.set(0);
+        self.metrics.spool_bytes.set(0);
     }
 
-    async fn flush_with_retry(&self, batch: &[Event], closing: bool) {
+    fn stopped(&self, spool: &Spool) {
+        let left = spool.unstored_records();
+        match spool.config().durability {
+            Durability::Spool => {
+                tracing::warn!(
+                    events = left,
+                    "ClickHouse unreachable at shutdown; events stay in the spool for the next start"
+                )
+            }
+            Durability::Memory => {
+                tracing::error!(
+                    events = left,
+                    "ClickHouse unreachable at shutdown; queued events lost (durability = \"memory\")"
+                );
+                self.metrics.dropped_many(DropReason::StoreFailed, left as usize);
+            }
+        }
+    }
+
+    /// Store every row of `batch` once. `uncertain`: some rows may already
+    /// be stored (a replay), so ask before sending.
+    async fn deliver(&self, spool: &Spool, id: u64, batch: &Batch, mut uncertain: bool) -> Delivery {
+        if let Err(e) = spool.begin(id, batch) {
+            tracing::error!(error = %e, "cannot note the batch in the spool checkpoint; a crash now could duplicate it");
+        }
+        let sql = self.insert_sql();
+        let mut dead: HashSet<u32> = HashSet::new();
         let mut backoff = Duration::from_millis(100);
-        let started = Instant::now();
+        let mut closing_since: Option<Instant> = None;
         loop {
-            let t = Instant::now();
-            match self.flush(batch).await {
+            let started = Instant::now();
+            let result = match self.rows_to_send(id, batch, uncertain, &dead).await {
+                Ok(todo) if todo.is_empty() => Ok(()),
+                Ok(todo) => self.insert_bisect(&sql, id, batch, &todo, &mut dead).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(()) => {
-                    self.metrics.flush_duration.observe(t.elapsed().as_secs_f64());
-                    self.metrics.rows_written.inc_by(batch.len() as u64);
+                    self.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
                     self.health.set_store_reachable(true);
-                    return;
-                }
-                Err(e) if e.is_bad_data() => {
-                    self.metrics.flush_errors.inc();
-                    tracing::error!(error = %e, rows = batch.len(), "ClickHouse rejected a batch as bad data; dropping it");
-                    self.metrics.dropped_many(DropReason::StoreFailed, batch.len());
-                    return;
+                    if let Err(e) = spool.commit(batch) {
+                        tracing::error!(error = %e, "cannot advance the spool checkpoint; the batch will be checked again after a restart");
+                    }
+                    return Delivery::Done;
                 }
                 Err(e) => {
+                    uncertain = true;
                     self.metrics.flush_errors.inc();
                     self.health.set_store_reachable(false);
-                    if closing && started.elapsed() >= self.shutdown_retry {
-                        tracing::error!(error = %e, rows = batch.len(), "ClickHouse unreachable at shutdown; events lost");
-                        self.metrics.dropped_many(DropReason::StoreFailed, batch.len());
-                        return;
+                    if spool.is_closed()
+                        && closing_since.get_or_insert_with(Instant::now).elapsed() >= self.shutdown_retry
+                    {
+                        tracing::error!(error = %e, rows = batch.len(), "ClickHouse unreachable at shutdown");
+                        return Delivery::Stopped;
                     }
                     tracing::warn!(error = %e, rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "batch write failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -142,12 +207,122 @@ impl Writer {
         }
     }
 
-    async fn flush(&self, batch: &[Event]) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<EventRow<'static>>(&self.table).await?;
-        for e in batch {
-            insert.write(&EventRow::from(e)).await?;
+    /// Rows of `batch` not yet stored and not dead-lettered.
+    async fn rows_to_send(
+        &self,
+        id: u64,
+        batch: &Batch,
+        uncertain: bool,
+        dead: &HashSet<u32>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let all = (0..batch.len() as u32).filter(|i| !dead.contains(i));
+        if !uncertain {
+            return Ok(all.collect());
         }
+        let (lo, hi) = batch.iter().fold((u32::MAX, 0), |(lo, hi), r| (lo.min(r.ts), hi.max(r.ts)));
+        // The ts range lets ClickHouse skip every other month's partition.
+        let present: HashSet<u32> = self
+            .client
+            .query(&format!(
+                "SELECT batch_row FROM {} WHERE batch_id = ? AND ts >= toDateTime(?) AND ts <= toDateTime(?)",
+                self.table
+            ))
+            .bind(id)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all::<u32>()
+            .await?
+            .into_iter()
+            .collect();
+        if !present.is_empty() {
+            tracing::info!(
+                rows = present.len(),
+                "rows of a replayed batch were already stored; not sending them again"
+            );
+            self.metrics.rows_deduplicated.inc_by(present.len() as u64);
+        }
+        Ok(all.filter(|i| !present.contains(i)).collect())
+    }
+
+    /// Insert `rows`; on bad data split until the bad rows are alone and
+    /// dead-letter them. Errors returned are the ones worth retrying.
+    fn insert_bisect<'a>(
+        &'a self,
+        sql: &'a str,
+        id: u64,
+        batch: &'a Batch,
+        rows: &'a [u32],
+        dead: &'a mut HashSet<u32>,
+    ) -> Boxed<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            match self.insert(sql, id, batch, rows).await {
+                Ok(()) => {
+                    self.metrics.rows_written.inc_by(rows.len() as u64);
+                    Ok(())
+                }
+                Err(e) if e.is_bad_data() => {
+                    self.metrics.flush_errors.inc();
+                    if let [row] = rows {
+                        self.dead_letter(sql, id, batch, *row, &e);
+                        dead.insert(*row);
+                        return Ok(());
+                    }
+                    tracing::warn!(error = %e, rows = rows.len(), "ClickHouse rejected rows as bad data; splitting the batch to find them");
+                    let (left, right) = rows.split_at(rows.len() / 2);
+                    self.insert_bisect(sql, id, batch, left, dead).await?;
+                    self.insert_bisect(sql, id, batch, right, dead).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    async fn insert(&self, sql: &str, id: u64, batch: &Batch, rows: &[u32]) -> Result<(), StoreError> {
+        let mut body = Vec::with_capacity(rows.len() * 400);
+        for &i in rows {
+            if let Some(record) = batch.get(i as usize) {
+                body.extend_from_slice(record.payload);
+                body.extend_from_slice(&id.to_le_bytes());
+                body.extend_from_slice(&i.to_le_bytes());
+            }
+        }
+        let mut insert = self.client.insert_formatted_with(sql.to_string());
+        insert.send(Bytes::from(body)).await?;
         insert.end().await?;
         Ok(())
+    }
+
+    /// Keep a row ClickHouse will never accept, exactly as it would be
+    /// inserted, so an operator can fix the cause and load it by hand.
+    fn dead_letter(&self, sql: &str, id: u64, batch: &Batch, row: u32, error: &StoreError) {
+        self.metrics.dead_lettered.inc();
+        let Some(record) = batch.get(row as usize) else { return };
+        let mut message = error.to_string();
+        message.truncate(message.char_indices().nth(300).map_or(message.len(), |(i, _)| i));
+        tracing::error!(error = %message, batch_id = id, row, "row rejected by ClickHouse; moved to the dead-letter file");
+        let written = std::fs::create_dir_all(&self.dead_letter_dir).and_then(|()| {
+            let open = |name: &str| {
+                std::fs::OpenOptions::new().create(true).append(true).open(self.dead_letter_dir.join(name))
+            };
+            let mut data = open("dead-letter.rowbinary")?;
+            data.write_all(record.payload)?;
+            data.write_all(&id.to_le_bytes())?;
+            data.write_all(&row.to_le_bytes())?;
+            data.sync_data()?;
+            let mut log = open("dead-letter.log")?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            writeln!(
+                log,
+                "{now}\tbatch_id={id}\tbatch_row={row}\tbytes={}\t{}",
+                record.payload.len() + 12,
+                message.replace('\n', " ")
+            )?;
+            log.sync_data()?;
+            // How to load the file once the cause is fixed.
+            std::fs::write(self.dead_letter_dir.join("dead-letter.sql"), format!("{sql}\n"))
+        });
+        if let Err(e) = written {
+            tracing::error!(error = %e, dir = %self.dead_letter_dir.display(), "cannot write the dead-letter file; the row is lost");
+        }
     }
 }

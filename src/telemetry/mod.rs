@@ -64,8 +64,12 @@ pub enum DropReason {
     Invalid,
     /// Domain not in `[[sites]]`.
     UnknownSite,
-    /// The writer's queue was full.
+    /// The spool (or, with `durability = "memory"`, the queue) is at its
+    /// cap and `spool.overflow = "drop_newest"`; with `"reject"` the API
+    /// answers 503 and the event is counted here too.
     QueueFull,
+    /// The spool could not write the event to disk (an I/O error).
+    SpoolError,
     /// No salt is held for the event's day (ClickHouse unreachable at start).
     NoSalt,
     /// The server is shutting down.
@@ -77,19 +81,26 @@ pub enum DropReason {
     Spam,
     /// The browser asked not to be tracked (`DNT: 1` or `Sec-GPC: 1`).
     DoNotTrack,
+    /// Every in-flight permit was taken (`limits.max_inflight_requests`).
+    Overloaded,
+    /// The client was over its rate (`limits.rate_limit_per_second`).
+    RateLimited,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Bot,
         DropReason::Invalid,
         DropReason::UnknownSite,
         DropReason::QueueFull,
+        DropReason::SpoolError,
         DropReason::NoSalt,
         DropReason::ShuttingDown,
         DropReason::StoreFailed,
         DropReason::Spam,
         DropReason::DoNotTrack,
+        DropReason::Overloaded,
+        DropReason::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,11 +109,14 @@ impl DropReason {
             DropReason::Invalid => "invalid",
             DropReason::UnknownSite => "unknown_site",
             DropReason::QueueFull => "queue_full",
+            DropReason::SpoolError => "spool_error",
             DropReason::NoSalt => "no_salt",
             DropReason::ShuttingDown => "shutting_down",
             DropReason::StoreFailed => "store_failed",
             DropReason::Spam => "referrer_spam",
             DropReason::DoNotTrack => "dnt",
+            DropReason::Overloaded => "overloaded",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -129,8 +143,8 @@ impl GeoDatabase {
 
 /// Status codes the routes answer with. Each (route, status) pair among
 /// these has its counter resolved once ([`Resolved`]); others are looked up.
-const FAST_STATUSES: [u16; 10] = [200, 202, 204, 304, 400, 404, 405, 413, 500, 503];
-const FAST_STATUS_LABELS: [&str; 10] = ["200", "202", "204", "304", "400", "404", "405", "413", "500", "503"];
+const FAST_STATUSES: [u16; 11] = [200, 202, 204, 304, 400, 404, 405, 413, 429, 500, 503];
+const FAST_STATUS_LABELS: [&str; 11] = ["200", "202", "204", "304", "400", "404", "405", "413", "429", "500", "503"];
 
 /// Counters of the per-request path, resolved from their vectors ahead of
 /// time: `with_label_values` hashes every label string and takes a lock on
@@ -156,8 +170,18 @@ pub struct Metrics {
     pub flush_duration: Histogram,
     pub flush_errors: IntCounter,
     pub queue_depth: IntGauge,
+    pub spool_bytes: IntGauge,
+    pub spool_fsync: Histogram,
+    pub dead_lettered: IntCounter,
+    pub rows_deduplicated: IntCounter,
     pub salt_ready: IntGauge,
     pub ua_cache_misses: IntCounter,
+    /// Open connections (see [`crate::conn`]).
+    pub connections_open: IntGauge,
+    /// Times the accept loop waited because `limits.max_connections` were open.
+    pub connections_limited: IntCounter,
+    /// Connections closed for sending no complete request head in time or idling.
+    pub connections_timed_out: IntCounter,
     geo_loaded: IntGaugeVec,
     geo_loads: IntCounterVec,
 }
@@ -181,7 +205,25 @@ impl Metrics {
                 .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )?;
         let flush_errors = IntCounter::new("headcount_flush_errors_total", "Failed batch writes to ClickHouse")?;
-        let queue_depth = IntGauge::new("headcount_queue_depth", "Events waiting for the ClickHouse writer")?;
+        let queue_depth =
+            IntGauge::new("headcount_queue_depth", "Events accepted and not yet confirmed stored in ClickHouse")?;
+        let spool_bytes =
+            IntGauge::new("headcount_spool_bytes", "Bytes of accepted events not yet stored (spool or queue)")?;
+        let spool_fsync = Histogram::with_opts(
+            HistogramOpts::new(
+                "headcount_spool_fsync_seconds",
+                "Time to write and fsync one group commit to the spool",
+            )
+            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+        )?;
+        let dead_lettered = IntCounter::new(
+            "headcount_events_dead_lettered_total",
+            "Rows ClickHouse rejected as bad data, moved to the dead-letter file",
+        )?;
+        let rows_deduplicated = IntCounter::new(
+            "headcount_rows_deduplicated_total",
+            "Rows of a replayed batch found already stored, so not sent again",
+        )?;
         let salt_ready = IntGauge::new("headcount_salt_ready", "1 when today's salt is held, else 0")?;
         let ua_cache_misses = IntCounter::new("headcount_ua_parse_total", "User-Agent strings parsed (cache misses)")?;
         registry.register(Box::new(requests.clone()))?;
@@ -191,8 +233,24 @@ impl Metrics {
         registry.register(Box::new(flush_duration.clone()))?;
         registry.register(Box::new(flush_errors.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(spool_bytes.clone()))?;
+        registry.register(Box::new(spool_fsync.clone()))?;
+        registry.register(Box::new(dead_lettered.clone()))?;
+        registry.register(Box::new(rows_deduplicated.clone()))?;
         registry.register(Box::new(salt_ready.clone()))?;
         registry.register(Box::new(ua_cache_misses.clone()))?;
+        let connections_open = IntGauge::new("headcount_connections_open", "Open HTTP connections")?;
+        let connections_limited = IntCounter::new(
+            "headcount_connections_limited_total",
+            "Times no connection was accepted because limits.max_connections were open",
+        )?;
+        let connections_timed_out = IntCounter::new(
+            "headcount_connections_timed_out_total",
+            "Connections closed for not sending a request head in time, or idling",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_limited.clone()))?;
+        registry.register(Box::new(connections_timed_out.clone()))?;
         let geo_loaded = IntGaugeVec::new(
             Opts::new(
                 "headcount_geo_database_loaded",
@@ -221,8 +279,15 @@ impl Metrics {
             flush_duration,
             flush_errors,
             queue_depth,
+            spool_bytes,
+            spool_fsync,
+            dead_lettered,
+            rows_deduplicated,
             salt_ready,
             ua_cache_misses,
+            connections_open,
+            connections_limited,
+            connections_timed_out,
             geo_loaded,
             geo_loads,
         })

@@ -31,6 +31,7 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub clock: ManualClock,
     pub raw: RawConfig,
+    starts: std::sync::atomic::AtomicUsize,
 }
 
 impl Env {
@@ -46,7 +47,7 @@ impl Env {
         raw.sites = vec![RawSite { domain: "example.com".into() }, RawSite { domain: "other.org".into() }];
         raw.log.level = "trace".into();
         let clock = ManualClock::new(OffsetDateTime::now_utc().replace_hour(10).expect("hour"));
-        Env { database, dir, clock, raw }
+        Env { database, dir, clock, raw, starts: Default::default() }
     }
 
     pub fn config(&self) -> Config {
@@ -67,7 +68,13 @@ impl Env {
         self.start_with(self.config()).await
     }
 
-    pub async fn start_with(&self, config: Config) -> App {
+    pub async fn start_with(&self, mut config: Config) -> App {
+        // Instances started from one Env share its directory; each needs a
+        // spool of its own (the first keeps `spool/`).
+        let n = self.starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n > 0 {
+            config.spool.dir = self.dir.path().join(format!("spool-{n}"));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = app::start(listener, config, self.options()).await.expect("headcount starts");
         App { base: format!("http://{}", running.addr), running, db: self.db() }
@@ -186,6 +193,7 @@ impl Outage {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
                         return;
                     };
+
                     let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
                     let cut = async {
                         while f.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {

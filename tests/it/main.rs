@@ -3,10 +3,12 @@
 
 mod common;
 mod dashboard;
+mod durability;
 mod geo;
 mod ingest;
 mod logs;
 mod malformed;
+mod overload;
 mod privacy;
 mod salts;
 mod stats;

@@ -95,6 +95,20 @@ async fn send_canaries(app: &App) {
     assert!(!text.contains(XFF_V4), "error message echoes the IP: {text}");
 }
 
+/// Every file under `dir`, with its path.
+pub(crate) fn read_tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(read_tree(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path.display().to_string(), bytes));
+        }
+    }
+    out
+}
+
 async fn assert_no_canary(db: &Db, extra: &[(String, Vec<u8>)]) {
     let dumps = dump_all(db).await;
     let mut everything = dumps.clone();
@@ -118,6 +132,12 @@ async fn canary_ip_appears_nowhere_in_hash_mode() {
     let metrics = client().get(app.url("/metrics")).send().await.expect("req").bytes().await.expect("body").to_vec();
     let db = app.stop().await;
     assert_eq!(db.count("1").await, 6, "all canary events stored");
+    // The spool (segments, checkpoint) holds the events too: depersonalized.
+    let spool = read_tree(&env.dir.path().join("spool"));
+    assert!(
+        spool.iter().any(|(_, bytes)| find(bytes, b"example.com")),
+        "positive control: the spool files hold the stored events"
+    );
     // Nothing of the address: not even its /24 or /48.
     let dumps = dump_all(&db).await;
     for (what, hay) in &dumps {
@@ -129,10 +149,11 @@ async fn canary_ip_appears_nowhere_in_hash_mode() {
         }
     }
     let mut extra = vec![("logs".to_string(), logs.contents().into_bytes()), ("metrics".to_string(), metrics)];
-    if let Ok(path) = std::env::var("HEADCOUNT_TEST_CLICKHOUSE_LOG") {
-        if let Ok(log) = std::fs::read(&path) {
-            extra.push(("ClickHouse server log".into(), log));
-        }
+    extra.extend(spool);
+    if let Ok(path) = std::env::var("HEADCOUNT_TEST_CLICKHOUSE_LOG")
+        && let Ok(log) = std::fs::read(&path)
+    {
+        extra.push(("ClickHouse server log".into(), log));
     }
     assert!(logs.contents().contains("headcount listening"), "log capture works");
     assert_no_canary(&db, &extra).await;

@@ -193,10 +193,10 @@ fn files_containing(dir: &std::path::Path, needles: &[Vec<u8>]) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice())) {
-                    hits.push(p.display().to_string());
-                }
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+            {
+                hits.push(p.display().to_string());
             }
         }
     }

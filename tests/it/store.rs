@@ -140,24 +140,45 @@ async fn every_event_column_round_trips() {
     let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
     ins.end().await.expect("end");
-    let text: String = db
+    // The same event as the spool carries it: encoded by Headcount's own
+    // RowBinary encoder, sent as pre-formatted rows plus the batch columns.
+    let mut entry = headcount::spool::Entry::default();
+    headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
+    let dir = tempfile::tempdir().expect("tmp");
+    let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.path().to_path_buf(), 1 << 30))
+        .expect("spool");
+    spool.append(entry).expect("append").wait().await.expect("durable");
+    let batch = spool.reader().read(10, None);
+    let record = batch.get(0).expect("one record");
+    let mut body = record.payload.to_vec();
+    body.extend_from_slice(&7u64.to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    let cols = <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(",");
+    let mut raw =
+        db.insert_formatted_with(format!("INSERT INTO events ({cols}, batch_id, batch_row) FORMAT RowBinary"));
+    raw.send(body.into()).await.expect("send");
+    raw.end().await.expect("end");
+    let texts: Vec<String> = db
         .query(
             "SELECT concat(site,'|',toString(toUnixTimestamp(ts)),'|',name,'|',hex(visitor_id),'|',ip_prefix,'|',hostname,'|',pathname,'|',referrer_host,'|',referrer_path,'|',\
              utm_source,utm_medium,utm_campaign,utm_content,utm_term,ref_param,source_param,'|',browser,'|',browser_version,'|',os,'|',os_version,'|',device,'|',\
              toString(screen_width),'|',toString(interactive),'|',toString(revenue_micros),'|',revenue_currency,'|',arrayStringConcat(prop_keys,','),'|',arrayStringConcat(prop_values,','),'|',\
              country,'|',region,'|',city,'|',toString(asn),'|',asn_org,'|',source,'|',channel,'|',screen_class,'|',\
              toString(session_id),'|',toString(toUnixTimestamp(session_start)),'|',toString(session_visit),'|',toString(session_bounce),'|',toString(session_seconds),'|',\
-             session_entry_page,'|',session_source,'|',session_channel,'|',session_referrer,'|',session_utm_source,session_utm_medium,session_utm_campaign,session_utm_content,session_utm_term) FROM events",
+             session_entry_page,'|',session_source,'|',session_channel,'|',session_referrer,'|',session_utm_source,session_utm_medium,session_utm_campaign,session_utm_content,session_utm_term) FROM events ORDER BY batch_id",
         )
-        .fetch_one()
+        .fetch_all()
         .await
-        .expect("one row");
-    assert_eq!(
-        text,
-        format!(
-            "example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3|RU|Moscow|Москва|4200000001|YANDEX LLC|Yandex|Organic Search|laptop|{}|1794999700|1|-1|4000000000|/вход|Google|Paid Search|google.com|usumucucout",
-            "AB".repeat(16),
-            u64::MAX - 7
-        )
-    );
+        .expect("rows");
+    assert_eq!(texts.len(), 2, "one row from the crate's encoder, one from Headcount's");
+    for text in texts {
+        assert_eq!(
+            text,
+            format!(
+                "example.com|1795000000|Signup|{}|203.0.113.0/24|example.com|/путь|yandex.ru|/search|smccotrso|Firefox|121|Linux||desktop|1920|0|-1500000|EUR|plan,seats|pro,3|RU|Moscow|Москва|4200000001|YANDEX LLC|Yandex|Organic Search|laptop|{}|1794999700|1|-1|4000000000|/вход|Google|Paid Search|google.com|usumucucout",
+                "AB".repeat(16),
+                u64::MAX - 7
+            )
+        );
+    }
 }

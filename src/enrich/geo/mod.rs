@@ -299,16 +299,16 @@ impl GeoDb {
         };
         // A city file's country keeps country, region and city consistent;
         // the country file fills in where the city file has nothing.
-        if loc.country.is_empty() {
-            if let Some(country) = &*self.country.get() {
-                loc.country = country.country(ip);
-            }
+        if loc.country.is_empty()
+            && let Some(country) = &*self.country.get()
+        {
+            loc.country = country.country(ip);
         }
-        if let Some(asn) = &*self.asn.get() {
-            if let Some((n, org)) = asn.lookup(ip) {
-                loc.asn = n;
-                loc.asn_org = org;
-            }
+        if let Some(asn) = &*self.asn.get()
+            && let Some((n, org)) = asn.lookup(ip)
+        {
+            loc.asn = n;
+            loc.asn_org = org;
         }
         loc
     }

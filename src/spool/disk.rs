@@ -1,0 +1,253 @@
+//! Segment files, the checkpoint, crash recovery and the appender thread.
+
+use super::{AppendError, FRAME_HEADER, InFlight, Pending, Pos, Shared, SpoolConfig, SpoolError, lock, parse_frame};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+const CHECKPOINT: &str = "checkpoint";
+/// Most bytes one group commit writes before acknowledging.
+const GROUP_BYTES: u64 = 8 << 20;
+
+pub(super) fn segment_path(dir: &Path, seg: u64) -> PathBuf {
+    dir.join(format!("{seg:020}.seg"))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io { path: path.to_path_buf(), source }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+/// Segment numbers present in `dir`, ascending.
+fn segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
+    let mut segs: Vec<u64> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    segs.sort_unstable();
+    Ok(segs)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    committed: Pos,
+    inflight: Option<InFlight>,
+}
+
+/// Replace the checkpoint atomically: temp file, fsync, rename, fsync dir.
+pub(super) fn write_checkpoint(dir: &Path, committed: Pos, inflight: Option<InFlight>) -> Result<(), SpoolError> {
+    let tmp = dir.join("checkpoint.tmp");
+    let json = serde_json::to_vec(&Checkpoint { committed, inflight })
+        .map_err(|e| SpoolError::Checkpoint { path: tmp.clone(), reason: e.to_string() })?;
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&json).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, dir.join(CHECKPOINT)).map_err(io_err(dir))?;
+    sync_dir(dir)
+}
+
+fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>, SpoolError> {
+    let path = dir.join(CHECKPOINT);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| SpoolError::Checkpoint { path, reason: e.to_string() })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SpoolError::Io { path, source: e }),
+    }
+}
+
+pub(super) fn remove_segments_before(dir: &Path, seg: u64) -> Result<(), SpoolError> {
+    for old in segments(dir)?.into_iter().take_while(|&s| s < seg) {
+        let path = segment_path(dir, old);
+        fs::remove_file(&path).map_err(io_err(&path))?;
+    }
+    Ok(())
+}
+
+/// What a previous run left behind.
+pub(super) struct Recovered {
+    /// Where new records go: a fresh segment after the last one.
+    pub end: Pos,
+    pub committed: Pos,
+    pub inflight: Option<InFlight>,
+    /// Unstored records (and their bytes) from `committed` on.
+    pub records: u64,
+    pub bytes: u64,
+    /// Held (locked) while this process owns the directory.
+    pub lock: File,
+}
+
+/// Read the checkpoint, drop stored segments, cut torn tails, count what is
+/// left to store.
+pub(super) fn recover(config: &SpoolConfig) -> Result<Recovered, SpoolError> {
+    let dir = &config.dir;
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+    }
+    // One process per spool: a second one would interleave segments and
+    // overwrite the checkpoint. The lock goes away with the process.
+    let lock_path = dir.join("lock");
+    let lock =
+        OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(SpoolError::Locked { path: dir.clone() });
+    }
+    let segs = segments(dir)?;
+    let checkpoint = read_checkpoint(dir)?;
+    let committed = match &checkpoint {
+        Some(c) => c.committed,
+        None => Pos { seg: segs.first().copied().unwrap_or(1), off: 0 },
+    };
+    remove_segments_before(dir, committed.seg)?;
+    let (mut records, mut bytes) = (0, 0);
+    let mut last = committed.seg;
+    for seg in segs.into_iter().filter(|&s| s >= committed.seg) {
+        last = seg;
+        let path = segment_path(dir, seg);
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        let mut at = 0usize;
+        loop {
+            match parse_frame(&data[at..]) {
+                Ok(Some((_, n))) => {
+                    if seg > committed.seg || at as u64 >= committed.off {
+                        records += 1;
+                        bytes += n as u64;
+                    }
+                    at += n;
+                }
+                Ok(None) => break,
+                Err(reason) => {
+                    tracing::error!(
+                        segment = seg,
+                        offset = at,
+                        reason,
+                        "spool: corrupt record; cutting the segment here"
+                    );
+                    break;
+                }
+            }
+        }
+        if at < data.len() {
+            // A torn write from a crash (only acknowledged once fsynced, so
+            // nothing acknowledged is lost) or corruption: cut it off.
+            tracing::warn!(segment = seg, bytes = data.len() - at, "spool: discarding an incomplete tail");
+            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            f.set_len(at as u64).and_then(|()| f.sync_all()).map_err(io_err(&path))?;
+        }
+    }
+    let next = if last >= committed.seg && segment_path(dir, last).exists() { last + 1 } else { committed.seg };
+    let inflight = checkpoint.and_then(|c| c.inflight);
+    Ok(Recovered { end: Pos { seg: next, off: 0 }, committed, inflight, records, bytes, lock })
+}
+
+/// Owns the segment being written; runs on its own thread.
+pub(super) struct Appender {
+    dir: PathBuf,
+    file: File,
+    seg: u64,
+    len: u64,
+    segment_bytes: u64,
+}
+
+impl Appender {
+    pub(super) fn create(config: &SpoolConfig, seg: u64) -> Result<Appender, SpoolError> {
+        let path = segment_path(&config.dir, seg);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        sync_dir(&config.dir)?;
+        Ok(Appender { dir: config.dir.clone(), file, seg, len, segment_bytes: config.segment_bytes })
+    }
+
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        let path = segment_path(&self.dir, self.seg + 1);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        *self = Appender { dir: self.dir.clone(), file, seg: self.seg + 1, len: 0, segment_bytes: self.segment_bytes };
+        Ok(())
+    }
+
+    /// Group commit until every sender is gone.
+    pub(super) fn run(mut self, rx: std::sync::mpsc::Receiver<Pending>, shared: &Shared) {
+        let mut group: Vec<Pending> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut bytes = first.entry.bytes();
+            group.push(first);
+            while bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        bytes += p.entry.bytes();
+                        group.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            buf.clear();
+            let mut records = 0;
+            for p in &group {
+                buf.extend_from_slice(&p.entry.buf);
+                records += p.entry.records;
+            }
+            let started = Instant::now();
+            let written = self.write(&buf);
+            if let Some(h) = lock(&shared.fsync_seconds).as_ref() {
+                h.observe(started.elapsed().as_secs_f64());
+            }
+            shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            match written {
+                Ok(()) => {
+                    *lock(&shared.durable) = Pos { seg: self.seg, off: self.len };
+                    shared.unstored_records.fetch_add(records, Ordering::AcqRel);
+                    shared.unread_records.fetch_add(records, Ordering::AcqRel);
+                    shared.readable.notify_one();
+                    for p in group.drain(..) {
+                        let _ = p.ack.send(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spool: write failed; refusing these events");
+                    shared.unstored_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                    let full = e.raw_os_error() == Some(28); // ENOSPC
+                    for p in group.drain(..) {
+                        let err = if full {
+                            AppendError::Full
+                        } else {
+                            AppendError::Io(std::io::Error::new(e.kind(), e.to_string()))
+                        };
+                        let _ = p.ack.send(Err(err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write and fdatasync; on failure cut the segment back so no partial
+    /// group stays behind.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.len >= self.segment_bytes
+            && let Err(e) = self.roll()
+        {
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        match self.file.write_all(buf).and_then(|()| self.file.sync_data()) {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+}
+
+const _: () = assert!(FRAME_HEADER == 12);

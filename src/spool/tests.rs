@@ -1,0 +1,156 @@
+use super::*;
+
+fn config(dir: &std::path::Path, durability: Durability) -> SpoolConfig {
+    SpoolConfig {
+        durability,
+        dir: dir.to_path_buf(),
+        max_bytes: 1 << 20,
+        memory_bytes: 1 << 20,
+        segment_bytes: 1 << 10,
+        overflow: Overflow::Reject,
+    }
+}
+
+fn entry(payloads: &[&[u8]]) -> Entry {
+    let mut e = Entry::default();
+    for (i, p) in payloads.iter().enumerate() {
+        e.record::<()>(1_700_000_000 + i as u32, |b| {
+            b.extend_from_slice(p);
+            Ok(())
+        })
+        .expect("record");
+    }
+    e
+}
+
+async fn append(spool: &Spool, payloads: &[&[u8]]) {
+    spool.append(entry(payloads)).expect("append").wait().await.expect("durable");
+}
+
+fn payloads(batch: &Batch) -> Vec<Vec<u8>> {
+    batch.iter().map(|r| r.payload.to_vec()).collect()
+}
+
+#[tokio::test]
+async fn records_come_back_in_order_across_segments() {
+    for durability in [Durability::Spool, Durability::Memory] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = Spool::open(config(dir.path(), durability)).expect("open");
+        let big = vec![7u8; 300];
+        for i in 0..20u8 {
+            append(&spool, &[&[i], &big]).await;
+        }
+        assert_eq!(spool.unread(), 40);
+        let mut reader = spool.reader();
+        let first = reader.read(25, None);
+        let second = reader.read(100, None);
+        assert_eq!(first.len() + second.len(), 40, "{durability:?}");
+        let all: Vec<_> = payloads(&first).into_iter().chain(payloads(&second)).collect();
+        for i in 0..20u8 {
+            assert_eq!(all[2 * i as usize], vec![i]);
+            assert_eq!(all[2 * i as usize + 1], big);
+        }
+        assert_eq!(first.get(0).map(|r| r.ts), Some(1_700_000_000));
+        assert_eq!(spool.unstored_records(), 40);
+        spool.commit(&first).expect("commit");
+        spool.commit(&second).expect("commit");
+        assert_eq!((spool.unstored_records(), spool.unstored_bytes()), (0, 0));
+        if durability == Durability::Spool {
+            // Segments of 1 KiB: many were written, all but the live one removed.
+            let segs = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg")));
+            assert_eq!(segs.count(), 1);
+        }
+        spool.close();
+    }
+}
+
+#[tokio::test]
+async fn a_restart_replays_unstored_records_and_the_inflight_batch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let spool = Spool::open(config(dir.path(), Durability::Spool)).expect("open");
+        append(&spool, &[b"a", b"b"]).await;
+        append(&spool, &[b"c"]).await;
+        let mut reader = spool.reader();
+        let stored = reader.read(1, None);
+        spool.begin(1, &stored).expect("begin");
+        spool.commit(&stored).expect("commit");
+        let inflight = reader.read(1, None);
+        spool.begin(42, &inflight).expect("begin");
+        // "Crash": no commit. (A dead process also gives up its lock.)
+        spool.release();
+    }
+    let spool = Spool::open(config(dir.path(), Durability::Spool)).expect("reopen");
+    let inflight = spool.recovered_inflight().expect("inflight remembered");
+    assert_eq!(inflight.batch_id, 42);
+    assert_eq!(spool.unstored_records(), 2);
+    let mut reader = spool.reader();
+    assert_eq!(reader.position(), inflight.from);
+    let again = reader.read(100, Some(inflight.to));
+    assert_eq!(payloads(&again), vec![b"b".to_vec()]);
+    let rest = reader.read(100, None);
+    assert_eq!(payloads(&rest), vec![b"c".to_vec()]);
+    // New records go after the old ones.
+    append(&spool, &[b"d"]).await;
+    assert_eq!(payloads(&reader.read(100, None)), vec![b"d".to_vec()]);
+    spool.close();
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_earlier_records_survive() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let spool = Spool::open(config(dir.path(), Durability::Spool)).expect("open");
+        append(&spool, &[b"kept"]).await;
+        spool.close();
+    }
+    let seg = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .expect("segment");
+    // Half a frame, as a crash in the middle of a write leaves it.
+    let mut torn = entry(&[b"never acknowledged"]).buf;
+    torn.truncate(torn.len() - 5);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).expect("open seg");
+    std::io::Write::write_all(&mut f, &torn).expect("write");
+    drop(f);
+    let spool = Spool::open(config(dir.path(), Durability::Spool)).expect("reopen");
+    assert_eq!(spool.unstored_records(), 1);
+    assert_eq!(payloads(&spool.reader().read(100, None)), vec![b"kept".to_vec()]);
+    spool.close();
+}
+
+#[tokio::test]
+async fn the_caps_refuse_at_once() {
+    for durability in [Durability::Spool, Durability::Memory] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = config(dir.path(), durability);
+        cfg.max_bytes = 1_000;
+        cfg.memory_bytes = 1_000;
+        let spool = Spool::open(cfg).expect("open");
+        let payload = vec![1u8; 188]; // 200 bytes a frame
+        for _ in 0..5 {
+            append(&spool, &[&payload]).await;
+        }
+        assert!(matches!(spool.append(entry(&[&payload])), Err(AppendError::Full)), "{durability:?}");
+        assert_eq!(spool.unstored_bytes(), 1_000);
+        let batch = spool.reader().read(2, None);
+        spool.commit(&batch).expect("commit");
+        append(&spool, &[&payload]).await;
+        spool.close();
+        assert!(matches!(spool.append(entry(&[&payload])), Err(AppendError::Closed)));
+    }
+}
+
+#[test]
+fn a_flipped_bit_is_detected() {
+    let mut e = entry(&[b"payload"]).buf;
+    assert!(parse_frame(&e).expect("valid").is_some());
+    let last = e.len() - 1;
+    e[last] ^= 1;
+    assert!(parse_frame(&e).is_err());
+}
