@@ -114,7 +114,7 @@ fn pipeline(c: &mut Criterion) {
             let ip = client_ip(peer, &headers, &trusted);
             let out = rt.block_on(ingest.record(beacon, ip, UA)).expect("recorded");
             let batch = reader.read(64, None);
-            spool.commit(&batch).expect("commit");
+            spool.commit(batch.span()).expect("commit");
             out
         })
     });

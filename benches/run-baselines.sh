@@ -17,7 +17,8 @@
 #       Headcount alone under `headcount-load` (e.g. `--rate 40000 --duration 5m
 #       --endpoint mix`), its VmRSS sampled every 10 s, rows verified in ClickHouse.
 #
-# Headcount runs with a `make run`-like configuration written to a temp dir:
+# Headcount runs with a `make run`-like configuration written to a temp dir
+# (hc_config in benches/lib.sh):
 # its own ClickHouse (scripts/clickhouse.sh, /tmp/ch-load, HTTP 45123, TCP
 # 45900, database headcount_bench, dropped first), the geo databases from
 # var/geo when installed (scripts/install-geo.sh), trusted_proxies =
@@ -56,6 +57,7 @@ BARE_HYPER_BIN=${BARE_HYPER_BIN:-$repo/target/release/examples/bare_hyper}
 LOAD_BIN=${LOAD_BIN:-$repo/target/release/headcount-load}
 
 say() { echo "run-baselines: $*" >&2; }
+source benches/lib.sh
 
 for tool in wrk nginx curl; do
     command -v "$tool" >/dev/null || { say "$tool not found (apt-get install wrk nginx-light curl)"; exit 1; }
@@ -96,54 +98,12 @@ scripts/clickhouse.sh start "$CH_DIR" "$CH_HTTP" "$CH_TCP"
 ch "DROP DATABASE IF EXISTS $DB" >/dev/null
 
 # --- Headcount --------------------------------------------------------------
-geo_country=""
-geo_asn=""
-[[ -f var/geo/country.mmdb ]] && geo_country="$repo/var/geo/country.mmdb"
-[[ -f var/geo/asn.csv ]] && geo_asn="$repo/var/geo/asn.csv"
-cat >"$tmp/headcount.toml" <<EOF
-[server]
-listen = "127.0.0.1:$HC_PORT"
-
-[clickhouse]
-url = "http://127.0.0.1:$CH_HTTP"
-database = "$DB"
-
-[privacy]
-ip_mode = "hash"
-trusted_proxies = ["127.0.0.1/32"]
-salt_key_file = "salt.key"
-
-[geo]
-country_db = "$geo_country"
-asn_db = "$geo_asn"
-
-[limits]
-# The load comes from here (wrk repeats one request: one client); measure
-# the collector, not its per-client rate limit.
-rate_limit_exempt = ["127.0.0.1/32"]
-
-[log]
-level = "warn"
-
-[[sites]]
-domain = "example.com"
-
-[[sites]]
-domain = "example.org"
-
-[[sites]]
-domain = "example.net"
-EOF
+hc_config "$tmp/headcount.toml" "$HC_PORT" "$CH_HTTP" "$DB"
 "$HEADCOUNT_BIN" --config "$tmp/headcount.toml" serve 2>"$tmp/headcount.log" &
 hc_pid=$!
 pids+=("$hc_pid")
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$hc_pid" 2>/dev/null || { say "headcount exited:"; cat "$tmp/headcount.log" >&2; exit 1; }
-    sleep 0.2
-done
-curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null || { say "headcount not ready"; cat "$tmp/headcount.log" >&2; exit 1; }
-say "headcount ready on :$HC_PORT (pid $hc_pid, geo: ${geo_country:-none} ${geo_asn:-})"
+hc_wait_ready "$hc_pid" "$HC_PORT" "$tmp/headcount.log"
+say "headcount ready on :$HC_PORT (pid $hc_pid, config $tmp/headcount.toml)"
 
 metric() {
     curl -sf "http://127.0.0.1:$HC_PORT/metrics" | awk -v m="$1" '$1 == m { printf "%d\n", $2 }'

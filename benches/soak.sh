@@ -15,11 +15,11 @@
 # What it starts, all on 127.0.0.1 and all stopped on exit (also on Ctrl-C):
 #   * its own ClickHouse (scripts/clickhouse.sh, HTTP 46123, TCP 46900, data
 #     in a temp dir, so the row count is this run's);
-#   * target/release/headcount serve on 46080 with a generated config: sites
-#     example.com/.org/.net, trusted_proxies ["127.0.0.1/32"] (headcount-load
-#     sends each visitor's address in X-Forwarded-For), the geo databases of
-#     var/geo when installed, and when the build has a rate limiter,
-#     limits.rate_limit_exempt ["127.0.0.1/32"] so the generator is not limited;
+#   * target/release/headcount serve on 46080 with the config of
+#     benches/lib.sh (sites example.com/.org/.net, trusted_proxies
+#     ["127.0.0.1/32"] since headcount-load sends each visitor's address in
+#     X-Forwarded-For, the geo databases of var/geo when installed, the rate
+#     limiter exempting 127.0.0.1);
 #   * target/release/headcount-load at the fixed rate.
 #
 # Every --every seconds it samples the server's VmRSS (/proc/PID/status) and
@@ -70,6 +70,7 @@ HEADCOUNT_BIN=${HEADCOUNT_BIN:-$repo/target/release/headcount}
 LOAD_BIN=${LOAD_BIN:-$repo/target/release/headcount-load}
 
 say() { echo "soak: $*" >&2; }
+source benches/lib.sh
 command -v curl >/dev/null || { say "curl not found (apt-get install curl)"; exit 1; }
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
@@ -120,54 +121,11 @@ scripts/clickhouse.sh start "$ch_dir" "$CH_HTTP" "$CH_TCP"
 ch() { curl -sf "http://127.0.0.1:$CH_HTTP/" --data-binary "$1"; }
 
 # --- Headcount ----------------------------------------------------------------
-geo_country=""
-geo_asn=""
-[[ -f var/geo/country.mmdb ]] && geo_country="$repo/var/geo/country.mmdb"
-[[ -f var/geo/asn.csv ]] && geo_asn="$repo/var/geo/asn.csv"
-limits=""
-if "$HEADCOUNT_BIN" config example 2>/dev/null | grep -q '^rate_limit_exempt'; then
-    limits=$'[limits]\nrate_limit_exempt = ["127.0.0.1/32"]'
-fi
-cat >"$tmp/headcount.toml" <<EOF
-[server]
-listen = "127.0.0.1:$HC_PORT"
-
-[clickhouse]
-url = "http://127.0.0.1:$CH_HTTP"
-database = "$DB"
-
-[privacy]
-ip_mode = "hash"
-trusted_proxies = ["127.0.0.1/32"]
-salt_key_file = "salt.key"
-
-[geo]
-country_db = "$geo_country"
-asn_db = "$geo_asn"
-
-$limits
-
-[log]
-level = "warn"
-
-[[sites]]
-domain = "example.com"
-
-[[sites]]
-domain = "example.org"
-
-[[sites]]
-domain = "example.net"
-EOF
+hc_config "$tmp/headcount.toml" "$HC_PORT" "$CH_HTTP" "$DB"
 "$HEADCOUNT_BIN" --config "$tmp/headcount.toml" serve 2>"$tmp/headcount.log" &
 hc_pid=$!
-for _ in $(seq 150); do
-    curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$hc_pid" 2>/dev/null || { say "headcount exited:"; cat "$tmp/headcount.log" >&2; exit 1; }
-    sleep 0.2
-done
-curl -sf "http://127.0.0.1:$HC_PORT/readyz" >/dev/null || { say "headcount not ready"; cat "$tmp/headcount.log" >&2; exit 1; }
-say "headcount ready on :$HC_PORT (pid $hc_pid; geo: ${geo_country:+country }${geo_asn:+asn}; ${limits:+rate limit exempt 127.0.0.1})"
+hc_wait_ready "$hc_pid" "$HC_PORT" "$tmp/headcount.log"
+say "headcount ready on :$HC_PORT (pid $hc_pid; config $tmp/headcount.toml)"
 
 # --- Sampling -----------------------------------------------------------------
 # One long-format line per value: seconds name value. Pivoted at the end, so
@@ -246,8 +204,11 @@ rows=$(ch "SELECT count() FROM $DB.events" || echo "?")
 # --- Report -------------------------------------------------------------------
 mkdir -p var/soak
 csv=var/soak/soak-$(date +%Y%m%d-%H%M%S).csv
-# Pivot: one row per sample time, one column per metric (in order of appearance).
+# Pivot: one row per sample time, one column per metric: the fixed ones
+# first, then the others (spool metrics) in order of appearance.
 awk '
+    BEGIN { split("rss_mb headcount_queue_depth headcount_events_accepted_total headcount_rows_written_total headcount_events_dropped_total", fixed, " ")
+            for (i = 1; i <= 5; i++) { cols[++nc] = fixed[i]; col[fixed[i]] = 1 } }
     { if (!($1 in row)) { times[++nt] = $1; row[$1] = 1 }
       if (!($2 in col)) { cols[++nc] = $2; col[$2] = 1 }
       v[$1, $2] = $3 }
@@ -266,8 +227,10 @@ echo "command: benches/soak.sh --rate $rate --duration $duration --every $every 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average at the end $load_avg"
 echo
 # The table: shorter column names (headcount_ prefix and _total suffix dropped).
-awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^headcount_/, "", h); sub(/_total$/, "", h); $i = h } }
-         { line = ""; for (i = 1; i <= NF; i++) line = line sprintf(i == 1 ? "%8s" : " %14s", $i); print line }' "$csv"
+awk -F, '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (NR == 1) { sub(/^headcount_/, "", c[NR, i]); sub(/_total$/, "", c[NR, i]) }
+                                          if (length(c[NR, i]) > w[i]) w[i] = length(c[NR, i]) } }
+         NF > nf { nf = NF }
+         END { for (r = 1; r <= NR; r++) { line = ""; for (i = 1; i <= nf; i++) line = line sprintf("%*s ", w[i], c[r, i]); print line } }' "$csv"
 echo
 echo "CSV: $csv"
 echo

@@ -75,7 +75,7 @@ for t in "${targets[@]}"; do
     cases=$(field cases)
     seconds=$(field seconds)
     rate=-
-    [[ -n $cases && -n $seconds ]] && rate=$(awk -v c="$cases" -v s="$seconds" 'BEGIN { printf "%.0f", s > 0 ? c / s : 0 }')
+    [[ -n $cases && -n $seconds ]] && rate=$(awk -v c="$cases" -v s="$seconds" 'BEGIN { printf "%.0f", (s > 0 ? c / s : 0) }')
     extra=$(grep -o "fuzz-report .*" "$log" | grep -v " cases=" | sed 's/^fuzz-report target=[^ ]* //' | tr '\n' ' ' || true)
     rows+=("$(printf '%-34s %-7s %10s %8s %9s  %12s %6s  %s' "$t" "$status" "${cases:--}" "${seconds:--}" "$rate" \
         "$(field peak_heap_max)" "$(field peak_of_bound_max)" "$extra")")

@@ -90,3 +90,57 @@ pub struct Event {
     /// (see [`crate::sessions`]).
     pub session: crate::sessions::Session,
 }
+
+impl Event {
+    /// A plain desktop pageview of `example.com` at `ts`, for benchmarks
+    /// and tests that need a realistic event without running ingest.
+    pub fn example(ts: OffsetDateTime, pathname: &str) -> Event {
+        let campaign = Campaign::default();
+        Event {
+            site: "example.com".into(),
+            ts,
+            name: "pageview".into(),
+            visitor_id: VisitorId([7; 16]),
+            ip_prefix: String::new(),
+            hostname: "example.com".into(),
+            pathname: pathname.into(),
+            referrer_host: "google.com".into(),
+            referrer_path: "/".into(),
+            campaign: campaign.clone(),
+            browser: "Chrome".into(),
+            browser_version: "120".into(),
+            os: "Windows".into(),
+            os_version: "10".into(),
+            device: "desktop",
+            screen_width: 1440,
+            interactive: true,
+            revenue_micros: 0,
+            revenue_currency: String::new(),
+            prop_keys: Vec::new(),
+            prop_values: Vec::new(),
+            location: Location {
+                country: "RU".into(),
+                asn: 13238,
+                asn_org: "YANDEX LLC".into(),
+                ..Location::default()
+            },
+            source: "Google".into(),
+            channel: "Organic Search",
+            screen_class: "desktop",
+            session: crate::sessions::Session {
+                id: 1,
+                start: ts,
+                started: true,
+                bounce: 1,
+                seconds: 0,
+                entry: std::sync::Arc::new(crate::sessions::Entry::new(
+                    pathname,
+                    "Google",
+                    "Organic Search",
+                    "google.com",
+                    &campaign,
+                )),
+            },
+        }
+    }
+}

@@ -82,7 +82,12 @@ pub fn page_url(raw: &str, max_len: usize, keep_fragment: bool) -> Result<PageUr
     if pathname.is_empty() {
         pathname.push('/');
     }
-    if keep_fragment && let Some(f) = url.fragment().filter(|f| !f.is_empty()) {
+    // Hash routing keeps the route (`#/settings`) but, as for the page's own
+    // query string, never what follows `?` in it: `#/reset?token=…` would
+    // otherwise store a secret.
+    if keep_fragment
+        && let Some(f) = url.fragment().map(|f| f.split('?').next().unwrap_or_default()).filter(|f| !f.is_empty())
+    {
         pathname.push('#');
         pathname.push_str(&decode(f));
     }
@@ -149,6 +154,9 @@ mod tests {
         assert_eq!(page_url("https://a.com/app#/settings", 2000, true).expect("ok").pathname, "/app#/settings");
         assert_eq!(page_url("https://a.com/app#/settings", 2000, false).expect("ok").pathname, "/app");
         assert_eq!(page_url("https://a.com", 2000, false).expect("ok").pathname, "/");
+        let reset = page_url("https://a.com/app#/reset?token=s3cret&x=1", 2000, true).expect("ok");
+        assert_eq!(reset.pathname, "/app#/reset", "a query inside the route is dropped");
+        assert_eq!(page_url("https://a.com/app#?token=s3cret", 2000, true).expect("ok").pathname, "/app");
     }
 
     #[test]

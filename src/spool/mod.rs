@@ -203,6 +203,16 @@ fn parse_frame(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, &'static str> 
     Ok(Some((Record { ts, payload }, FRAME_HEADER + len)))
 }
 
+/// A batch's place in the log: what [`Spool::begin`] and [`Spool::commit`]
+/// need, small enough to hand to a blocking thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub from: Pos,
+    pub to: Pos,
+    bytes: u64,
+    records: u64,
+}
+
 /// Records the writer took from the spool, in order.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -232,8 +242,10 @@ impl Batch {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    fn bytes(&self) -> u64 {
-        self.data.len() as u64
+    /// Where the batch lies in the log and what it holds, for
+    /// [`Spool::begin`] and [`Spool::commit`].
+    pub fn span(&self) -> Span {
+        Span { from: self.from, to: self.to, bytes: self.data.len() as u64, records: self.len() as u64 }
     }
 
     /// Append frames from `buf` while they are whole and fit the limits;
@@ -473,34 +485,37 @@ impl Spool {
         Reader { spool: self.clone(), at, file: None, carry: Vec::new() }
     }
 
-    /// Note that `batch` is about to be written (crash recovery settles it).
-    pub fn begin(&self, batch_id: u64, batch: &Batch) -> Result<(), SpoolError> {
-        let inflight = InFlight { batch_id, from: batch.from, to: batch.to };
+    /// Note that the batch at `span` is about to be written (crash
+    /// recovery settles it). Blocks on an fsync in spool mode: call it off
+    /// the async runtime.
+    pub fn begin(&self, batch_id: u64, span: Span) -> Result<(), SpoolError> {
+        let inflight = InFlight { batch_id, from: span.from, to: span.to };
         *lock(&self.shared.inflight) = Some(inflight);
         if self.shared.config.durability == Durability::Spool {
-            disk::write_checkpoint(&self.shared.config.dir, batch.from, Some(inflight))?;
+            disk::write_checkpoint(&self.shared.config.dir, span.from, Some(inflight))?;
         }
         Ok(())
     }
 
-    /// Every record of `batch` is stored (or dead-lettered): forget it.
-    pub fn commit(&self, batch: &Batch) -> Result<(), SpoolError> {
+    /// Every record of the batch at `span` is stored (or dead-lettered):
+    /// forget it. Blocks like [`Spool::begin`].
+    pub fn commit(&self, span: Span) -> Result<(), SpoolError> {
         let s = &self.shared;
         *lock(&s.inflight) = None;
-        *lock(&s.committed) = batch.to;
+        *lock(&s.committed) = span.to;
         let result = match s.config.durability {
-            Durability::Spool => disk::write_checkpoint(&s.config.dir, batch.to, None)
-                .and_then(|()| disk::remove_segments_before(&s.config.dir, batch.to.seg)),
+            Durability::Spool => disk::write_checkpoint(&s.config.dir, span.to, None)
+                .and_then(|()| disk::remove_segments_before(&s.config.dir, span.to.seg)),
             Durability::Memory => {
                 let mut log = lock(&s.memory);
-                while log.base < batch.to.off && log.frames.pop_front().is_some() {
+                while log.base < span.to.off && log.frames.pop_front().is_some() {
                     log.base += 1;
                 }
                 Ok(())
             }
         };
-        s.unstored_bytes.fetch_sub(batch.bytes(), Ordering::AcqRel);
-        s.unstored_records.fetch_sub(batch.len() as u64, Ordering::AcqRel);
+        s.unstored_bytes.fetch_sub(span.bytes, Ordering::AcqRel);
+        s.unstored_records.fetch_sub(span.records, Ordering::AcqRel);
         result
     }
 }

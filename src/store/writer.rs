@@ -32,7 +32,7 @@
 
 use super::StoreError;
 use super::row::EventRow;
-use crate::spool::{Batch, Durability, Spool};
+use crate::spool::{Batch, Durability, Pos, Reader, Spool, SpoolError};
 use crate::telemetry::{DropReason, Health, Metrics};
 use bytes::Bytes;
 use clickhouse::Row;
@@ -69,6 +69,30 @@ enum Delivery {
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Run spool work that fsyncs or reads files off the async runtime: an
+/// fsync can take tens of milliseconds while ClickHouse writes parts, and
+/// must not stall request handling.
+async fn blocking(f: impl FnOnce() -> Result<(), SpoolError> + Send + 'static) -> Result<(), SpoolError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(SpoolError::Io { path: "spool".into(), source: std::io::Error::other(e.to_string()) }),
+    }
+}
+
+/// The next batch, read off the runtime; the reader comes back with it.
+async fn read(mut reader: Reader, max: usize, until: Option<Pos>) -> (Reader, Batch) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let batch = reader.read(max, until);
+        let _ = tx.send((reader, batch));
+    });
+    match rx.await {
+        Ok(got) => got,
+        // Only if the blocking pool is gone (runtime shutting down).
+        Err(_) => std::future::pending().await,
+    }
+}
+
 fn new_batch_id() -> u64 {
     let mut b = [0u8; 8];
     // Never 0: that marks rows stored before batches existed.
@@ -95,7 +119,8 @@ impl Writer {
             // A previous run stopped while writing this batch: some of it
             // may be stored. Settle it before anything else.
             reader.seek(inflight.from);
-            let batch = reader.read(usize::MAX, Some(inflight.to));
+            let batch;
+            (reader, batch) = read(reader, usize::MAX, Some(inflight.to)).await;
             tracing::info!(rows = batch.len(), "settling the batch a previous run was writing");
             if self.deliver(&spool, inflight.batch_id, &batch, true).await == Delivery::Stopped {
                 return self.stopped(&spool);
@@ -127,9 +152,8 @@ impl Writer {
                 continue;
             }
             first_seen = None;
-            // Page-cache or memory reads of at most one batch: cheap enough
-            // to do on the runtime.
-            let batch = reader.read(self.batch_rows, None);
+            let batch;
+            (reader, batch) = read(reader, self.batch_rows, None).await;
             if batch.is_empty() {
                 // Counted as readable but nothing came back (only after a
                 // read error skipped a segment): do not spin.
@@ -166,7 +190,8 @@ impl Writer {
     /// Store every row of `batch` once. `uncertain`: some rows may already
     /// be stored (a replay), so ask before sending.
     async fn deliver(&self, spool: &Spool, id: u64, batch: &Batch, mut uncertain: bool) -> Delivery {
-        if let Err(e) = spool.begin(id, batch) {
+        let (s, span) = (spool.clone(), batch.span());
+        if let Err(e) = blocking(move || s.begin(id, span)).await {
             tracing::error!(error = %e, "cannot note the batch in the spool checkpoint; a crash now could duplicate it");
         }
         let sql = self.insert_sql();
@@ -184,7 +209,8 @@ impl Writer {
                 Ok(()) => {
                     self.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
                     self.health.set_store_reachable(true);
-                    if let Err(e) = spool.commit(batch) {
+                    let (s, span) = (spool.clone(), batch.span());
+                    if let Err(e) = blocking(move || s.commit(span)).await {
                         tracing::error!(error = %e, "cannot advance the spool checkpoint; the batch will be checked again after a restart");
                     }
                     return Delivery::Done;

@@ -125,7 +125,8 @@ domain = "example.com"
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("kill");
+        // The shell's builtin: no dependence on procps being installed.
+        let status = Command::new("sh").args(["-c", &format!("kill {signal} {}", self.pid())]).status().expect("kill");
         assert!(status.success());
     }
 
@@ -398,46 +399,9 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
     }
 }
 
-/// A minimal pageview for `/n/<id>`, as ingest would build it.
+/// A pageview for `/n/<id>`, as ingest would build it.
 fn event(id: u64) -> headcount::event::Event {
-    use headcount::event::{Campaign, Event, Location};
-    let ts = time::OffsetDateTime::now_utc();
-    let campaign = Campaign::default();
-    Event {
-        site: "example.com".into(),
-        ts,
-        name: "pageview".into(),
-        visitor_id: headcount::privacy::VisitorId([7; 16]),
-        ip_prefix: String::new(),
-        hostname: "example.com".into(),
-        pathname: format!("/n/{id}"),
-        referrer_host: String::new(),
-        referrer_path: String::new(),
-        campaign: campaign.clone(),
-        browser: "Chrome".into(),
-        browser_version: "120".into(),
-        os: "Windows".into(),
-        os_version: "10".into(),
-        device: "desktop",
-        screen_width: 0,
-        interactive: true,
-        revenue_micros: 0,
-        revenue_currency: String::new(),
-        prop_keys: Vec::new(),
-        prop_values: Vec::new(),
-        location: Location::default(),
-        source: String::new(),
-        channel: "Direct",
-        screen_class: "",
-        session: headcount::sessions::Session {
-            id: 1,
-            start: ts,
-            started: id == 0,
-            bounce: 0,
-            seconds: 0,
-            entry: Arc::new(headcount::sessions::Entry::new("/n/0", "", "Direct", "", &campaign)),
-        },
-    }
+    headcount::event::Event::example(time::OffsetDateTime::now_utc(), &format!("/n/{id}"))
 }
 
 /// A previous run spooled 20 events, noted batch `id` as in flight, sent
@@ -457,7 +421,7 @@ async fn interrupted_batch_is_settled(inserted: u32) {
     spool.append(entry).expect("append").wait().await.expect("durable");
     let batch = spool.reader().read(100, None);
     let batch_id = 0x00C0_FFEE;
-    spool.begin(batch_id, &batch).expect("begin");
+    spool.begin(batch_id, batch.span()).expect("begin");
     // What the writer sends: each row, then batch_id and batch_row.
     let mut body = Vec::new();
     for row in 0..inserted {
