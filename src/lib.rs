@@ -4,9 +4,9 @@
 //! something:
 //!
 //! ```text
-//!  ingest ──(ClientIp, User-Agent)──▶ privacy + enrich ──(Event)──▶ store ──▶ ClickHouse
-//!    │  routes, payload parsing,         │ visitor hash, truncation,      │ batching writer,
-//!    │  trusted proxies, limits          │ UA/bot/referrer/geo lookups    │ migrations, salts
+//!  ingest ──(ClientIp, User-Agent)──▶ privacy + enrich ──(Event)──▶ store ─(row)─▶ spool ─▶ writer ─▶ ClickHouse
+//!    │  routes, payload parsing,         │ visitor hash, truncation,      │ RowBinary,   fsynced   exactly
+//!    │  trusted proxies, limits          │ UA/bot/referrer/geo lookups    │ migrations   segments  once
 //! ```
 //!
 //! * [`privacy`] is pure and synchronous: IP truncation, salts, the keyed
@@ -18,8 +18,13 @@
 //!   later, country/ASN) from request data, before the raw data is dropped.
 //! * [`event`] is the depersonalized event: the only thing that crosses into
 //!   [`store`]. It has no field that can hold an IP or a raw User-Agent.
-//! * [`store`] talks to ClickHouse: migrations, the batching writer, salts.
-//!   It never sees an IP. `ingest` never mentions ClickHouse.
+//! * [`spool`] sits between ingest and the writer: an fsynced, append-only
+//!   log of depersonalized rows (or a bounded in-memory queue), so an
+//!   acknowledged event survives ClickHouse outages and crashes. It stores
+//!   opaque records and knows neither HTTP nor ClickHouse.
+//! * [`store`] talks to ClickHouse: migrations, row encoding, the writer that
+//!   drains the spool exactly once, salts. It never sees an IP. `ingest`
+//!   never mentions ClickHouse: it hands events to an `EventSink`.
 //! * [`sessions`] places each event in a visit (30-minute sessions) at ingest,
 //!   so the stats engine ([`stats`]) can sum visits, bounces and durations
 //!   from rollups.
