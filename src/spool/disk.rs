@@ -40,26 +40,90 @@ struct Checkpoint {
     inflight: Option<InFlight>,
 }
 
-/// Replace the checkpoint atomically: temp file, fsync, rename, fsync dir.
-pub(super) fn write_checkpoint(dir: &Path, committed: Pos, inflight: Option<InFlight>) -> Result<(), SpoolError> {
-    let tmp = dir.join("checkpoint.tmp");
-    let json = serde_json::to_vec(&Checkpoint { committed, inflight })
-        .map_err(|e| SpoolError::Checkpoint { path: tmp.clone(), reason: e.to_string() })?;
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&json).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, dir.join(CHECKPOINT)).map_err(io_err(dir))?;
-    sync_dir(dir)
+/// The checkpoint file: two fixed 2 KiB slots written in turn, in place.
+///
+/// Each slot is `[len u32][crc32 u32][seq u64][JSON]`; the valid slot with
+/// the higher `seq` is the checkpoint, so a torn write leaves the previous
+/// one. Overwriting allocated bytes needs no new disk space — the writer
+/// can record progress, and so free segments, on a full disk — and no
+/// rename or directory fsync.
+pub(super) struct CheckpointFile {
+    file: File,
+    seq: u64,
 }
 
-fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>, SpoolError> {
-    let path = dir.join(CHECKPOINT);
-    match fs::read(&path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).map_err(|e| SpoolError::Checkpoint { path, reason: e.to_string() })
+const SLOT: usize = 2048;
+
+impl CheckpointFile {
+    fn open(dir: &Path) -> Result<(CheckpointFile, Option<Checkpoint>), SpoolError> {
+        let path = dir.join(CHECKPOINT);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(SpoolError::Io { path, source: e }),
+        };
+        let best = bytes
+            .chunks(SLOT)
+            .filter_map(parse_slot)
+            .max_by_key(|(seq, _)| *seq)
+            // A checkpoint of the first format: the JSON alone.
+            .or_else(|| serde_json::from_slice(&bytes).ok().map(|c| (0, c)));
+        if best.is_none() && bytes.iter().any(|&b| b != 0) {
+            return Err(SpoolError::Checkpoint { path, reason: "no valid slot".into() });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(SpoolError::Io { path, source: e }),
+        let (seq, checkpoint) = match best {
+            Some((seq, c)) => (seq, Some(c)),
+            None => (0, None),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if bytes.len() != 2 * SLOT {
+            file.set_len(2 * SLOT as u64).and_then(|()| file.sync_all()).map_err(io_err(&path))?;
+            sync_dir(dir)?;
+        }
+        Ok((CheckpointFile { file, seq }, checkpoint))
     }
+
+    pub(super) fn write(&mut self, committed: Pos, inflight: Option<InFlight>) -> Result<(), SpoolError> {
+        use std::os::unix::fs::FileExt;
+        let json = serde_json::to_vec(&Checkpoint { committed, inflight })
+            .map_err(|e| SpoolError::Checkpoint { path: CHECKPOINT.into(), reason: e.to_string() })?;
+        let seq = self.seq + 1;
+        let mut slot = Vec::with_capacity(SLOT);
+        slot.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&seq.to_le_bytes());
+        crc.update(&json);
+        slot.extend_from_slice(&crc.finalize().to_le_bytes());
+        slot.extend_from_slice(&seq.to_le_bytes());
+        slot.extend_from_slice(&json);
+        let at = (seq % 2) * SLOT as u64;
+        self.file
+            .write_all_at(&slot, at)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| SpoolError::Io { path: CHECKPOINT.into(), source })?;
+        self.seq = seq;
+        Ok(())
+    }
+}
+
+fn parse_slot(slot: &[u8]) -> Option<(u64, Checkpoint)> {
+    let len = u32::from_le_bytes(slot.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(slot.get(4..8)?.try_into().ok()?);
+    let seq = slot.get(8..16)?;
+    let json = slot.get(16..16 + len)?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(seq);
+    h.update(json);
+    if len == 0 || h.finalize() != crc {
+        return None;
+    }
+    Some((u64::from_le_bytes(seq.try_into().ok()?), serde_json::from_slice(json).ok()?))
 }
 
 pub(super) fn remove_segments_before(dir: &Path, seg: u64) -> Result<(), SpoolError> {
@@ -81,6 +145,7 @@ pub(super) struct Recovered {
     pub bytes: u64,
     /// Held (locked) while this process owns the directory.
     pub lock: File,
+    pub checkpoint: CheckpointFile,
 }
 
 /// Read the checkpoint, drop stored segments, cut torn tails, count what is
@@ -107,7 +172,8 @@ pub(super) fn recover(config: &SpoolConfig) -> Result<Recovered, SpoolError> {
         }
     }
     let segs = segments(dir)?;
-    let checkpoint = read_checkpoint(dir)?;
+    let _ = fs::remove_file(dir.join("checkpoint.tmp")); // the format before the slots
+    let (checkpoint_file, checkpoint) = CheckpointFile::open(dir)?;
     let committed = match &checkpoint {
         Some(c) => c.committed,
         None => Pos { seg: segs.first().copied().unwrap_or(1), off: 0 },
@@ -153,7 +219,15 @@ pub(super) fn recover(config: &SpoolConfig) -> Result<Recovered, SpoolError> {
     }
     let next = if last >= committed.seg && segment_path(dir, last).exists() { last + 1 } else { committed.seg };
     let inflight = checkpoint.and_then(|c| c.inflight);
-    Ok(Recovered { end: Pos { seg: next, off: 0 }, committed, inflight, records, bytes, lock })
+    Ok(Recovered {
+        end: Pos { seg: next, off: 0 },
+        committed,
+        inflight,
+        records,
+        bytes,
+        lock,
+        checkpoint: checkpoint_file,
+    })
 }
 
 /// Owns the segment being written; runs on its own thread.

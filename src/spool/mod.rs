@@ -18,7 +18,8 @@
 //!   detected and cut off on the next start.
 //! * `checkpoint` — how far the writer has stored (`committed`) and, while
 //!   a batch is being written, which records it holds (`inflight`), written
-//!   atomically (temp file, fsync, rename). After a crash the writer
+//!   in place into one of two checksummed slots in turn (needs no new disk
+//!   space, survives a torn write). After a crash the writer
 //!   resumes from `committed` and first settles `inflight` by asking the
 //!   store which of its rows already arrived (see `store::writer`).
 //!
@@ -296,6 +297,7 @@ struct Shared {
     fsync_seconds: Mutex<Option<prometheus::Histogram>>,
     /// The directory lock, held as long as the spool is open.
     lock: Mutex<Option<std::fs::File>>,
+    checkpoint: Mutex<Option<disk::CheckpointFile>>,
 }
 
 /// Memory mode's log: frames with their positions.
@@ -338,6 +340,7 @@ impl Spool {
             committed: Mutex::new(Pos::default()),
             fsync_seconds: Mutex::new(None),
             lock: Mutex::new(None),
+            checkpoint: Mutex::new(None),
         });
         if durability == Durability::Spool {
             let recovered = disk::recover(&shared.config)?;
@@ -348,6 +351,7 @@ impl Spool {
             *lock(&shared.committed) = recovered.committed;
             *lock(&shared.inflight) = recovered.inflight;
             *lock(&shared.lock) = Some(recovered.lock);
+            *lock(&shared.checkpoint) = Some(recovered.checkpoint);
             let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
             let appender = disk::Appender::create(&shared.config, recovered.end.seg)?;
             let for_thread = shared.clone();
@@ -491,10 +495,10 @@ impl Spool {
     pub fn begin(&self, batch_id: u64, span: Span) -> Result<(), SpoolError> {
         let inflight = InFlight { batch_id, from: span.from, to: span.to };
         *lock(&self.shared.inflight) = Some(inflight);
-        if self.shared.config.durability == Durability::Spool {
-            disk::write_checkpoint(&self.shared.config.dir, span.from, Some(inflight))?;
+        match lock(&self.shared.checkpoint).as_mut() {
+            Some(checkpoint) => checkpoint.write(span.from, Some(inflight)),
+            None => Ok(()), // memory mode
         }
-        Ok(())
     }
 
     /// Every record of the batch at `span` is stored (or dead-lettered):
@@ -504,8 +508,11 @@ impl Spool {
         *lock(&s.inflight) = None;
         *lock(&s.committed) = span.to;
         let result = match s.config.durability {
-            Durability::Spool => disk::write_checkpoint(&s.config.dir, span.to, None)
-                .and_then(|()| disk::remove_segments_before(&s.config.dir, span.to.seg)),
+            Durability::Spool => match lock(&s.checkpoint).as_mut() {
+                Some(checkpoint) => checkpoint.write(span.to, None),
+                None => Ok(()),
+            }
+            .and_then(|()| disk::remove_segments_before(&s.config.dir, span.to.seg)),
             Durability::Memory => {
                 let mut log = lock(&s.memory);
                 while log.base < span.to.off && log.frames.pop_front().is_some() {

@@ -535,3 +535,75 @@ async fn memory_durability_stores_events_too() {
     assert_eq!(db.count("1").await, 10);
     assert!(!env.dir.path().join("spool/checkpoint").exists(), "nothing written to disk in memory mode");
 }
+
+/// A 1 MiB tmpfs, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not permitted (not root, no CAP_SYS_ADMIN).
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", &dir.path().display().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_with_503_and_recovers_when_space_returns() {
+    let Some(disk) = SmallDisk::mount(1 << 20) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let proxy = Outage::start(true).await;
+    let mut env = Env::new("diskfull");
+    env.raw.clickhouse.url = proxy.url.clone();
+    env.raw.spool.dir = disk.dir.path().join("spool").display().to_string();
+    env.raw.spool.segment_bytes = 128 * 1024;
+    env.raw.limits.rate_limit_per_second = 0;
+    let app = env.start().await;
+    proxy.cut().await;
+    // The spool cap (1 GiB) is far away: the disk fills first.
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for id in 0..20_000 {
+        match send(&app.base, id).await {
+            (202, h) if h == "accepted" => accepted.push(id),
+            (503, h) if h == "dropped; reason=queue_full" => {
+                refused += 1;
+                if refused >= 50 {
+                    break;
+                }
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(refused >= 50, "the full disk was reported ({} accepted)", accepted.len());
+    assert!(accepted.len() > 500, "the disk held events before it filled: {}", accepted.len());
+    assert_eq!(app.running.metrics.dropped_count(headcount::telemetry::DropReason::QueueFull), refused);
+    // ClickHouse returns: the spool drains, segments are deleted, space
+    // comes back and new events are accepted again.
+    proxy.restore();
+    let running = &app.running;
+    wait_for("the spool drained", Duration::from_secs(60), async || running.spool.unstored_records() == 0).await;
+    let mut later = 0;
+    for id in 100_000..100_050 {
+        if send(&app.base, id).await == (202, "accepted".to_string()) {
+            later += 1;
+        }
+    }
+    assert_eq!(later, 50, "accepting again once the disk has room");
+    let db = app.stop().await;
+    assert_eq!(db.count("1").await, accepted.len() as u64 + 50, "every acknowledged event stored, once");
+    assert_eq!(db.text("SELECT count() - uniqExact(pathname) FROM events").await.trim(), "0");
+}
