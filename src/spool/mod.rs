@@ -187,21 +187,26 @@ pub struct Record<'a> {
 /// `Ok(None)` when `buf` holds only part of a frame, `Err` when the frame is
 /// corrupt.
 fn parse_frame(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, &'static str> {
-    let Some(header) = buf.get(..FRAME_HEADER) else {
+    let Some((record, n)) = split_frame(buf) else {
         return Ok(None);
     };
-    let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let (len, crc, ts) = (word(0) as usize, word(4), word(8));
-    let Some(payload) = buf.get(FRAME_HEADER..FRAME_HEADER + len) else {
-        return Ok(None);
-    };
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&header[8..12]);
-    hasher.update(payload);
+    hasher.update(&buf[8..n]);
     if hasher.finalize() != crc {
         return Err("checksum mismatch");
     }
-    Ok(Some((Record { ts, payload }, FRAME_HEADER + len)))
+    Ok(Some((record, n)))
+}
+
+/// The frame at the start of `buf` without checking its checksum: for
+/// frames this process framed itself, or already checked on reading.
+fn split_frame(buf: &[u8]) -> Option<(Record<'_>, usize)> {
+    let header = buf.get(..FRAME_HEADER)?;
+    let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let (len, ts) = (word(0) as usize, word(8));
+    let payload = buf.get(FRAME_HEADER..FRAME_HEADER + len)?;
+    Some((Record { ts, payload }, FRAME_HEADER + len))
 }
 
 /// A batch's place in the log: what [`Spool::begin`] and [`Spool::commit`]
@@ -236,7 +241,8 @@ impl Batch {
 
     pub fn get(&self, i: usize) -> Option<Record<'_>> {
         let start = *self.starts.get(i)?;
-        parse_frame(&self.data[start..]).ok().flatten().map(|(r, _)| r)
+        // Checked when read from disk (or framed in memory by this process).
+        split_frame(&self.data[start..]).map(|(r, _)| r)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
@@ -404,7 +410,7 @@ impl Spool {
             {
                 let mut log = lock(&s.memory);
                 let mut rest = &entry.buf[..];
-                while let Ok(Some((_, n))) = parse_frame(rest) {
+                while let Some((_, n)) = split_frame(rest) {
                     log.frames.push_back(rest[..n].to_vec());
                     rest = &rest[n..];
                 }

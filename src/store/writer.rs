@@ -81,12 +81,12 @@ async fn blocking(f: impl FnOnce() -> Result<(), SpoolError> + Send + 'static) -
 
 /// The next batch, read off the runtime; the reader comes back with it.
 async fn read(mut reader: Reader, max: usize, until: Option<Pos>) -> (Reader, Batch) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
+    match tokio::task::spawn_blocking(move || {
         let batch = reader.read(max, until);
-        let _ = tx.send((reader, batch));
-    });
-    match rx.await {
+        (reader, batch)
+    })
+    .await
+    {
         Ok(got) => got,
         // Only if the blocking pool is gone (runtime shutting down).
         Err(_) => std::future::pending().await,
