@@ -3,17 +3,20 @@
 //! `cargo bench --bench spool`. The durable cases write to a temp directory
 //! on the same disk as the repository; `append_durable/1` is the latency a
 //! lone request pays (one fsync), `append_durable/64` the cost per event
-//! when 64 requests share a group commit, as under load.
+//! when 64 requests share a group commit, as under load. `append_write_ack`
+//! is the same with `spool.ack = "write"`: answered once written, the fsync
+//! follows on the syncer thread.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use headcount::event::Event;
-use headcount::spool::{Durability, Entry, Overflow, Spool, SpoolConfig};
+use headcount::spool::{AckOn, Durability, Entry, Overflow, Spool, SpoolConfig};
 use headcount::store::sink::encode_event;
 use std::hint::black_box;
 
-fn spool(durability: Durability, dir: &std::path::Path) -> Spool {
+fn spool(durability: Durability, ack: AckOn, dir: &std::path::Path) -> Spool {
     Spool::open(SpoolConfig {
         durability,
+        ack,
         dir: dir.to_path_buf(),
         max_bytes: 1 << 34,
         memory_bytes: 1 << 30,
@@ -34,10 +37,14 @@ fn benches(c: &mut Criterion) {
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut group = c.benchmark_group("spool");
-    for (name, durability) in [("append_memory", Durability::Memory), ("append_durable", Durability::Spool)] {
+    for (name, durability, ack) in [
+        ("append_memory", Durability::Memory, AckOn::Fsync),
+        ("append_durable", Durability::Spool, AckOn::Fsync),
+        ("append_write_ack", Durability::Spool, AckOn::Write),
+    ] {
         for concurrent in [1u64, 64] {
             let dir = tempfile::tempdir().expect("tmp");
-            let spool = spool(durability, dir.path());
+            let spool = spool(durability, ack, dir.path());
             let mut reader = spool.reader();
             group.throughput(Throughput::Elements(concurrent));
             group.bench_with_input(BenchmarkId::new(name, concurrent), &concurrent, |b, &n| {
@@ -54,7 +61,8 @@ fn benches(c: &mut Criterion) {
                             ack.wait().await.expect("durable");
                         }
                     });
-                    // What the writer does with them, minus ClickHouse.
+                    // What the writer does with them, minus ClickHouse (with
+                    // `ack = "write"`, whatever the syncer has flushed so far).
                     let batch = reader.read(usize::MAX, None);
                     spool.commit(batch.span()).expect("commit");
                 })

@@ -294,6 +294,7 @@ impl Default for RawLimits {
 #[serde(default)]
 pub struct RawSpool {
     pub durability: String,
+    pub ack: String,
     pub dir: String,
     pub max_bytes: u64,
     pub memory_bytes: u64,
@@ -305,6 +306,7 @@ impl Default for RawSpool {
     fn default() -> Self {
         RawSpool {
             durability: "spool".into(),
+            ack: "fsync".into(),
             dir: "spool".into(),
             max_bytes: 1 << 30,
             memory_bytes: 64 << 20,
@@ -316,13 +318,21 @@ impl Default for RawSpool {
 
 impl RawSpool {
     fn validate(&self, p: &mut Vec<String>, base_dir: &std::path::Path) -> crate::spool::SpoolConfig {
-        use crate::spool::{Durability, Overflow, SpoolConfig};
+        use crate::spool::{AckOn, Durability, Overflow, SpoolConfig};
         let durability = match self.durability.as_str() {
             "spool" => Durability::Spool,
             "memory" => Durability::Memory,
             other => {
                 p.push(format!("spool.durability: `{other}` is not \"spool\" or \"memory\""));
                 Durability::Spool
+            }
+        };
+        let ack = match self.ack.as_str() {
+            "fsync" => AckOn::Fsync,
+            "write" => AckOn::Write,
+            other => {
+                p.push(format!("spool.ack: `{other}` is not \"fsync\" or \"write\""));
+                AckOn::Fsync
             }
         };
         let overflow = match self.overflow.as_str() {
@@ -348,6 +358,7 @@ impl RawSpool {
         let dir = PathBuf::from(self.dir.trim());
         SpoolConfig {
             durability,
+            ack,
             dir: if dir.is_absolute() { dir } else { base_dir.join(dir) },
             max_bytes: self.max_bytes,
             memory_bytes: self.memory_bytes,
@@ -486,7 +497,7 @@ impl Default for RawLog {
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
     ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms"]),
-    ("spool", &["durability", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow"]),
+    ("spool", &["durability", "ack", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow"]),
     ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
     ("log", &["format", "level"]),

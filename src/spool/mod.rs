@@ -29,6 +29,13 @@
 //! (~0.2 ms here) covers thousands of events under load, and an idle
 //! server still answers within one fsync.
 //!
+//! With `ack = "write"` ([`AckOn::Write`]) the appender answers once the
+//! group is written, and a syncer thread fsyncs right behind it: answers
+//! never wait for a slow disk (p99 22.6 → 5.3 ms at 12k events/s here, when
+//! ClickHouse shares the disk), a crash of the process loses nothing
+//! acknowledged, a power cut loses at most what was not yet fsynced. The
+//! writer still reads only fsynced records.
+//!
 //! Bounds: `max_bytes` of unstored records on disk, `memory_bytes` of
 //! records waiting for the appender. Past either, [`Spool::append`]
 //! refuses at once with [`AppendError::Full`] — the caller applies the
@@ -55,6 +62,17 @@ pub enum Durability {
     Memory,
 }
 
+/// When an appended record counts as stored (spool mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOn {
+    /// Written and `fdatasync`ed: survives power loss.
+    Fsync,
+    /// Written to the segment file (the page cache); a syncer thread
+    /// fsyncs right behind. Survives a crash of the process, not of the
+    /// machine; answers never wait for the disk.
+    Write,
+}
+
 /// What happens to an event when the spool is at its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overflow {
@@ -67,6 +85,7 @@ pub enum Overflow {
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
     pub durability: Durability,
+    pub ack: AckOn,
     pub dir: PathBuf,
     /// Cap on unstored records on disk (spool mode).
     pub max_bytes: u64,
@@ -84,6 +103,7 @@ impl SpoolConfig {
     pub fn memory(dir: PathBuf, bytes: u64) -> SpoolConfig {
         SpoolConfig {
             durability: Durability::Memory,
+            ack: AckOn::Fsync,
             dir,
             max_bytes: bytes,
             memory_bytes: bytes,

@@ -305,9 +305,21 @@ async fn clickhouse_stopped_for_ten_seconds_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_then_restart_stores_every_acknowledged_event_once() {
+    sigkill_mid_load_then_restart("sigkill", "").await;
+}
+
+/// `spool.ack = "write"` answers before the fsync: a crash of the process
+/// (not of the machine) still loses nothing it acknowledged, because the
+/// record is in the file (the page cache) before the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_on_write_sigkill_mid_load_loses_no_acknowledged_event() {
+    sigkill_mid_load_then_restart("sigkill_write", "[spool]\nack = \"write\"\n").await;
+}
+
+async fn sigkill_mid_load_then_restart(name: &str, extra: &str) {
     let dir = tempfile::tempdir().expect("tmp");
-    let database = fresh_database("sigkill");
-    let mut hc = Headcount::start(dir.path(), &clickhouse_url(), &database, "");
+    let database = fresh_database(name);
+    let mut hc = Headcount::start(dir.path(), &clickhouse_url(), &database, extra);
     hc.wait_ready().await;
     let load = Load::start(hc.base(), 8);
     tokio::time::sleep(Duration::from_secs(2)).await;
