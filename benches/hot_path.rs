@@ -77,6 +77,13 @@ fn pieces(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
+    // Real traffic repeats pages and referrers: with the URL cache (hits
+    // here, one body) and without it (every request parses).
+    pipeline_with(c, "pipeline/record_plausible_event", 4_096);
+    pipeline_with(c, "pipeline/record_plausible_event_uncached", 0);
+}
+
+fn pipeline_with(c: &mut Criterion, name: &str, places: usize) {
     let mut raw = RawConfig { sites: vec![RawSite { domain: "example.com".into() }], ..RawConfig::default() };
     raw.privacy.trusted_proxies = vec!["10.0.0.0/8".into()];
     let config = Arc::new(raw.validate(std::path::Path::new("/")).expect("config"));
@@ -95,6 +102,7 @@ fn pipeline(c: &mut Criterion) {
         ua: Arc::new(UaParser::embedded(10_000).expect("ua")),
         geo: Arc::new(NoGeo),
         referrers: Arc::new(headcount::enrich::source::Referrers::builtin()),
+        places: headcount::ingest::places::Places::new(places),
         salts,
         bridge: Arc::new(headcount::privacy::MidnightBridge::new(1000)),
         sessions: Arc::new(headcount::sessions::Sessions::new(100_000)),
@@ -108,7 +116,7 @@ fn pipeline(c: &mut Criterion) {
     let trusted = ingest.config.privacy.trusted_proxies.clone();
     let mut headers = HeaderMap::new();
     headers.insert("x-forwarded-for", "198.51.100.77".parse().expect("hv"));
-    c.bench_function("pipeline/record_plausible_event", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| {
             let beacon = payload::from_json(BODY).expect("payload");
             let ip = client_ip(peer, &headers, &trusted);

@@ -199,6 +199,7 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         ua: Arc::new(UaParser::embedded(10_000)?),
         geo,
         referrers: Arc::new(Referrers::new(&config.referrers.sources, &config.referrers.spam)),
+        places: ingest::places::Places::new(4_096),
         salts: salts.clone(),
         bridge,
         sessions: Arc::new(crate::sessions::Sessions::new(200_000)),

@@ -27,6 +27,7 @@ pub mod client_ip;
 pub mod limits;
 pub mod opt_out;
 pub mod payload;
+pub mod places;
 pub mod routes;
 pub mod tracker;
 
@@ -77,6 +78,8 @@ pub struct Ingest {
     pub geo: Arc<dyn GeoLookup>,
     /// Traffic sources, channels and the referrer-spam list.
     pub referrers: Arc<Referrers>,
+    /// Parsed page URLs and referrers, cached (see [`places`]).
+    pub places: places::Places,
     pub salts: Arc<SaltBook>,
     /// Continues sessions that cross midnight (see [`privacy::midnight`]).
     pub bridge: Arc<MidnightBridge>,
@@ -136,13 +139,25 @@ impl Ingest {
         if !known_human && bots::is_bot(user_agent) {
             return Ok(Err(DropReason::Bot));
         }
-        let max_url = self.config.server.max_url_bytes;
-        let page = url::page_url(&beacon.url, max_url, beacon.hash_mode).map_err(RejectError::Url)?;
-        let referrer = url::referrer(beacon.referrer.as_deref().unwrap_or_default(), max_url, &page.hostname, sites[0])
-            .map_err(RejectError::Referrer)?;
-        if self.referrers.is_spam(&referrer.host) {
+        let place = self.places.get(
+            &places::Inputs {
+                site: sites[0],
+                url: &beacon.url,
+                referrer: beacon.referrer.as_deref().unwrap_or_default(),
+                hash_mode: beacon.hash_mode,
+                max_len: self.config.server.max_url_bytes,
+            },
+            &self.referrers,
+        );
+        let place = match place.as_ref() {
+            Ok(place) => place,
+            Err(places::PlaceError::Url(e)) => return Err(RejectError::Url(e.clone())),
+            Err(places::PlaceError::Referrer(e)) => return Err(RejectError::Referrer(e.clone())),
+        };
+        if place.spam {
             return Ok(Err(DropReason::Spam));
         }
+        let (page, referrer, acquisition) = (&place.page, &place.referrer, &place.acquisition);
         let ua = match cached {
             Some(info) => info,
             None => self.ua.parse(user_agent),
@@ -170,7 +185,6 @@ impl Ingest {
             self.bridge.note(site, &p.visitor_id, now, p.continued);
         }
 
-        let acquisition = self.referrers.classify(&referrer.host, &page.campaign);
         let kind = sessions::Kind::of(&beacon.name, beacon.interactive);
         // Visits are tracked before the request's data moves into the event.
         let visits: Vec<_> = sites
@@ -206,11 +220,11 @@ impl Ingest {
             name: beacon.name,
             visitor_id: pseudonym.visitor_id,
             ip_prefix: pseudonym.ip_prefix.unwrap_or_default(),
-            hostname: page.hostname,
-            pathname: page.pathname,
-            referrer_host: referrer.host,
-            referrer_path: referrer.path,
-            campaign: page.campaign,
+            hostname: page.hostname.clone(),
+            pathname: page.pathname.clone(),
+            referrer_host: referrer.host.clone(),
+            referrer_path: referrer.path.clone(),
+            campaign: page.campaign.clone(),
             browser: ua.browser.clone(),
             browser_version: ua.browser_version.clone(),
             os: ua.os.clone(),
@@ -223,7 +237,7 @@ impl Ingest {
             prop_keys,
             prop_values,
             location,
-            source: acquisition.source,
+            source: acquisition.source.clone(),
             channel: acquisition.channel.as_str(),
             screen_class: screen::class(beacon.screen_width, ua.device),
             session,

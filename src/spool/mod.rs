@@ -29,8 +29,10 @@
 //! (~0.2 ms here) covers thousands of events under load, and an idle
 //! server still answers within one fsync.
 //!
-//! With `ack = "write"` ([`AckOn::Write`]) the appender answers once the
-//! group is written, and a syncer thread fsyncs right behind it: answers
+//! With `ack = "write"` ([`AckOn::Write`]) request handlers write their
+//! records to the segment themselves (one `pwrite` under a lock, no thread
+//! hand-off) and are answered at once; a syncer thread fsyncs behind them,
+//! at most every 2 ms: answers
 //! never wait for a slow disk (p99 22.6 → 5.3 ms at 12k events/s here, when
 //! ClickHouse shares the disk), a crash of the process loses nothing
 //! acknowledged, a power cut loses at most what was not yet fsynced. The
@@ -317,6 +319,9 @@ struct Shared {
     readable: Notify,
     memory: Mutex<MemoryLog>,
     appender: Mutex<Option<std::sync::mpsc::SyncSender<Pending>>>,
+    /// `ack = "write"`: the segment writer, used by request handlers directly.
+    direct: Mutex<Option<Direct>>,
+    /// The appender thread (`ack = "fsync"`) or the syncer (`"write"`).
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     inflight: Mutex<Option<InFlight>>,
     committed: Mutex<Pos>,
@@ -324,6 +329,12 @@ struct Shared {
     /// The directory lock, held as long as the spool is open.
     lock: Mutex<Option<std::fs::File>>,
     checkpoint: Mutex<Option<disk::CheckpointFile>>,
+}
+
+/// `ack = "write"`: the appender, and the syncer that follows it.
+struct Direct {
+    appender: disk::Appender,
+    syncer: Arc<disk::Syncer>,
 }
 
 /// Memory mode's log: frames with their positions.
@@ -361,6 +372,7 @@ impl Spool {
             readable: Notify::new(),
             memory: Mutex::new(MemoryLog::default()),
             appender: Mutex::new(None),
+            direct: Mutex::new(None),
             thread: Mutex::new(None),
             inflight: Mutex::new(None),
             committed: Mutex::new(Pos::default()),
@@ -378,14 +390,25 @@ impl Spool {
             *lock(&shared.inflight) = recovered.inflight;
             *lock(&shared.lock) = Some(recovered.lock);
             *lock(&shared.checkpoint) = Some(recovered.checkpoint);
-            let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
             let appender = disk::Appender::create(&shared.config, recovered.end.seg)?;
-            let for_thread = shared.clone();
-            let handle = std::thread::Builder::new()
-                .name("spool-appender".into())
-                .spawn(move || appender.run(rx, &for_thread))
-                .map_err(|source| SpoolError::Io { path: shared.config.dir.clone(), source })?;
-            *lock(&shared.appender) = Some(tx);
+            let thread_error = |source| SpoolError::Io { path: shared.config.dir.clone(), source };
+            let handle = match shared.config.ack {
+                AckOn::Fsync => {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+                    let for_thread = shared.clone();
+                    let handle = std::thread::Builder::new()
+                        .name("spool-appender".into())
+                        .spawn(move || appender.run(rx, &for_thread))
+                        .map_err(thread_error)?;
+                    *lock(&shared.appender) = Some(tx);
+                    handle
+                }
+                AckOn::Write => {
+                    let (syncer, handle) = disk::Syncer::start(&appender, &shared).map_err(thread_error)?;
+                    *lock(&shared.direct) = Some(Direct { appender, syncer });
+                    handle
+                }
+            };
             *lock(&shared.thread) = Some(handle);
             if recovered.records > 0 {
                 tracing::info!(
@@ -442,6 +465,16 @@ impl Spool {
             s.readable.notify_one();
             return Ok(Ack(AckInner::Ready));
         }
+        if s.config.ack == AckOn::Write {
+            let written = match lock(&s.direct).as_mut() {
+                Some(d) => d.appender.write_direct(&entry.buf, entry.records, &d.syncer),
+                None => Err(AppendError::Closed),
+            };
+            if written.is_err() {
+                s.unstored_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            return written.map(|()| Ack(AckInner::Ready));
+        }
         if !reserve(&s.queued_bytes, bytes, s.config.memory_bytes) {
             s.unstored_bytes.fetch_sub(bytes, Ordering::AcqRel);
             return Err(AppendError::Full);
@@ -468,6 +501,9 @@ impl Spool {
         let s = &self.shared;
         s.closed.store(true, Ordering::Release);
         drop(lock(&s.appender).take());
+        if let Some(direct) = lock(&s.direct).take() {
+            direct.syncer.stop();
+        }
         if let Some(handle) = lock(&s.thread).take() {
             let _ = handle.join();
         }
