@@ -268,7 +268,13 @@ fn zero_fill(path: &Path, bytes: u64) -> std::io::Result<()> {
     let mut left = bytes;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..n])?;
+        // Page by page: the page cache keeps the folio size of the write
+        // that created it, and each later small append into a 1 MiB folio
+        // walks all its 256 buffer heads (ext4 with large folios, Linux
+        // 6.16+): 6 % of the CPU at 55k events/s with `ack = "write"`.
+        for page in chunk[..n].chunks(4096) {
+            f.write_all(page)?;
+        }
         f.sync_data()?;
         left -= n as u64;
         std::thread::sleep(std::time::Duration::from_millis(5));
