@@ -33,6 +33,7 @@ use headcount::ingest::payload::{
     self, Beacon, ENGAGED_MS, ENGAGEMENT, LINK_EVENTS, MAX_DOMAINS, MAX_ENGAGED_MS, MAX_NAME, MAX_PROP_KEY,
     MAX_PROP_VALUE, MAX_PROPS, PayloadError, SCROLL_DEPTH,
 };
+use headcount::ingest::places;
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -852,8 +853,22 @@ fn fuzz_referrer_source_and_spam() {
     let strategy = (referrer, page, select(sites.to_vec()), max_len());
     // Built outside the measurements: the tables are made once at startup.
     REFERRERS.classify("warm.up", &Default::default());
-    fuzz("referrer", strategy, |(raw, page, site, max_len)| {
-        let Ok(page) = url::page_url(&page, 2000, false) else {
+    // Small, so answers are evicted and recomputed within a run.
+    let places = places::Places::new(64);
+    fuzz("referrer", strategy, |(raw, page_raw, site, max_len)| {
+        // The ingest path's cache of parsed places answers exactly what a
+        // fresh parse does, hit or miss.
+        let inputs = places::Inputs { site, url: &page_raw, referrer: &raw, hash_mode: false, max_len };
+        let (cached, fresh) = (places.get(&inputs, &REFERRERS), places::compute(&inputs, &REFERRERS));
+        match (cached.as_ref(), &fresh) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(
+                (&a.page, &a.referrer, a.spam, &a.acquisition),
+                (&b.page, &b.referrer, b.spam, &b.acquisition)
+            ),
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "cache {a:?} vs fresh {b:?}"),
+        }
+        let Ok(page) = url::page_url(&page_raw, 2000, false) else {
             return Ok(());
         };
         let (result, info) = measured(|| {

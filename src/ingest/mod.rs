@@ -15,7 +15,8 @@
 //!    [`crate::privacy::depersonalize`] consumes the IP;
 //! 6. the depersonalized [`Event`] goes to the [`EventSink`] — the durable
 //!    spool — and the request is answered once the sink says the event is
-//!    durable (one group-commit fsync, well under a millisecond here). When
+//!    durable (one group-commit fsync, well under a millisecond here; with
+//!    `spool.ack = "write"`, once it is written). When
 //!    the spool is at its cap the event is refused or dropped at once and
 //!    counted: memory and disk stay bounded.
 //!
@@ -50,6 +51,47 @@ use std::sync::Arc;
 pub trait EventSink: Send + Sync {
     /// Hand over events; the [`Ack`] resolves once they are durable.
     fn submit(&self, events: &[Event]) -> Result<Ack, AppendError>;
+}
+
+/// The outcome of handing `n` events to the sink.
+fn outcome_of(n: usize, stored: Result<(), AppendError>) -> Outcome {
+    match stored {
+        Ok(()) => Outcome::Accepted(n),
+        Err(AppendError::Full) => Outcome::Dropped(DropReason::QueueFull),
+        Err(AppendError::Closed) => Outcome::Dropped(DropReason::ShuttingDown),
+        Err(AppendError::Io(e)) => {
+            tracing::error!(error = %e, "spool write failed");
+            Outcome::Dropped(DropReason::SpoolError)
+        }
+    }
+}
+
+/// Counts `outcome` in `metrics`.
+fn count(metrics: &Metrics, outcome: Outcome) {
+    match outcome {
+        Outcome::Accepted(n) => metrics.events_accepted.inc_by(n as u64),
+        Outcome::Dropped(reason) => metrics.dropped(reason),
+    }
+}
+
+/// Events handed to the sink whose acknowledgement is awaited. Dropped
+/// while still waiting — the request was cancelled because its client
+/// disconnected — it leaves a task that awaits the acknowledgement and
+/// counts the outcome, since the events will be stored regardless.
+struct Unanswered<'a> {
+    ack: Option<Ack>,
+    n: usize,
+    metrics: &'a Metrics,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        let Some(ack) = self.ack.take() else { return };
+        let (n, metrics) = (self.n, self.metrics.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { count(&metrics, outcome_of(n, ack.wait().await)) });
+        }
+    }
 }
 
 /// What happened to one tracking request.
@@ -105,18 +147,22 @@ impl Ingest {
         let submitted = self.sink.submit(&events);
         drop(events);
         let stored = match submitted {
-            Ok(ack) => ack.wait().await,
+            Ok(ack) => {
+                // If the client goes away while we wait (hyper then drops
+                // this future), the events are stored all the same: the
+                // guard still counts them once the ack resolves, so
+                // `events_accepted` keeps equalling the rows stored.
+                let mut waiting = Unanswered { ack: Some(ack), n, metrics: &self.metrics };
+                let stored = match waiting.ack.as_mut() {
+                    Some(ack) => ack.wait_mut().await,
+                    None => Ok(()),
+                };
+                waiting.ack = None;
+                stored
+            }
             Err(e) => Err(e),
         };
-        Ok(match stored {
-            Ok(()) => Outcome::Accepted(n),
-            Err(AppendError::Full) => Outcome::Dropped(DropReason::QueueFull),
-            Err(AppendError::Closed) => Outcome::Dropped(DropReason::ShuttingDown),
-            Err(AppendError::Io(e)) => {
-                tracing::error!(error = %e, "spool write failed");
-                Outcome::Dropped(DropReason::SpoolError)
-            }
-        })
+        Ok(outcome_of(n, stored))
     }
 
     /// Everything up to the sink: the events to store, or why none.
@@ -259,9 +305,58 @@ impl Ingest {
 
     /// Count an outcome in the metrics.
     pub fn count(&self, outcome: Outcome) {
-        match outcome {
-            Outcome::Accepted(n) => self.metrics.events_accepted.inc_by(n as u64),
-            Outcome::Dropped(reason) => self.metrics.dropped(reason),
+        count(&self.metrics, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{Durability, Entry, Spool, SpoolConfig};
+
+    fn fsync_spool(dir: &std::path::Path) -> Spool {
+        let config = SpoolConfig { durability: Durability::Spool, ..SpoolConfig::memory(dir.to_path_buf(), 1 << 20) };
+        Spool::open(config).expect("spool")
+    }
+
+    fn one_record() -> Entry {
+        let mut entry = Entry::default();
+        entry
+            .record::<()>(1_700_000_000, |b| {
+                b.extend_from_slice(b"row");
+                Ok(())
+            })
+            .expect("record");
+        entry
+    }
+
+    /// A request cancelled while its events wait for the fsync (the client
+    /// hung up) still counts them as accepted once they are durable — they
+    /// will be stored — and exactly once.
+    #[tokio::test]
+    async fn events_of_a_cancelled_request_are_still_counted_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = fsync_spool(dir.path());
+        let metrics = Metrics::new().expect("metrics");
+        let ack = spool.append(one_record()).expect("append");
+        drop(Unanswered { ack: Some(ack), n: 3, metrics: &metrics });
+        for _ in 0..500 {
+            if metrics.events_accepted.get() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        assert_eq!(metrics.events_accepted.get(), 3);
+        // A wait that completed leaves nothing behind to count twice.
+        let mut answered =
+            Unanswered { ack: Some(spool.append(one_record()).expect("append")), n: 2, metrics: &metrics };
+        if let Some(ack) = answered.ack.as_mut() {
+            ack.wait_mut().await.expect("durable");
+        }
+        answered.ack = None;
+        drop(answered);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(metrics.events_accepted.get(), 3, "the request path counts completed waits itself");
+        spool.close();
     }
 }
