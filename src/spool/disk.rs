@@ -386,10 +386,20 @@ impl Appender {
 
     /// `ack = "write"`: write `buf` (whole frames) now, on the caller's
     /// thread; the syncer fsyncs it behind. Called under the spool's lock.
+    /// Once per segment the write also rolls to the next one (an fsync of
+    /// the finished segment, a rename, a directory fsync: a few
+    /// milliseconds on the calling worker).
     pub(super) fn write_direct(&mut self, buf: &[u8], records: u64, syncer: &Syncer) -> Result<(), AppendError> {
         if let Err(e) = self.write(buf) {
-            tracing::error!(error = %e, "spool: write failed; refusing these events");
-            return Err(append_error(&e));
+            let err = append_error(&e);
+            // One line per request here: a full disk is counted
+            // (`queue_full`) rather than logged for every refused event.
+            if matches!(err, AppendError::Full) {
+                tracing::debug!(error = %e, "spool: disk full; refusing this event");
+            } else {
+                tracing::error!(error = %e, "spool: write failed; refusing this event");
+            }
+            return Err(err);
         }
         self.written += records;
         syncer.wrote(self);
