@@ -316,33 +316,36 @@ impl Default for RawSpool {
     }
 }
 
+/// `value` of `key` as one of `choices` (the word in the file, the value it
+/// means); otherwise a problem naming the choices, and `None`.
+fn choose<T: Copy>(p: &mut Vec<String>, key: &str, value: &str, choices: &[(&str, T)]) -> Option<T> {
+    if let Some((_, v)) = choices.iter().find(|(word, _)| *word == value) {
+        return Some(*v);
+    }
+    let words: Vec<String> = choices.iter().map(|(word, _)| format!("\"{word}\"")).collect();
+    p.push(format!("{key}: `{value}` must be {}", words.join(" or ")));
+    None
+}
+
 impl RawSpool {
     fn validate(&self, p: &mut Vec<String>, base_dir: &std::path::Path) -> crate::spool::SpoolConfig {
         use crate::spool::{AckOn, Durability, Overflow, SpoolConfig};
-        let durability = match self.durability.as_str() {
-            "spool" => Durability::Spool,
-            "memory" => Durability::Memory,
-            other => {
-                p.push(format!("spool.durability: `{other}` is not \"spool\" or \"memory\""));
-                Durability::Spool
-            }
-        };
-        let ack = match self.ack.as_str() {
-            "fsync" => AckOn::Fsync,
-            "write" => AckOn::Write,
-            other => {
-                p.push(format!("spool.ack: `{other}` is not \"fsync\" or \"write\""));
-                AckOn::Fsync
-            }
-        };
-        let overflow = match self.overflow.as_str() {
-            "reject" => Overflow::Reject,
-            "drop_newest" => Overflow::DropNewest,
-            other => {
-                p.push(format!("spool.overflow: `{other}` is not \"reject\" or \"drop_newest\""));
-                Overflow::Reject
-            }
-        };
+        let durability = choose(
+            p,
+            "spool.durability",
+            &self.durability,
+            &[("spool", Durability::Spool), ("memory", Durability::Memory)],
+        )
+        .unwrap_or(Durability::Spool);
+        let ack = choose(p, "spool.ack", &self.ack, &[("fsync", AckOn::Fsync), ("write", AckOn::Write)])
+            .unwrap_or(AckOn::Fsync);
+        let overflow = choose(
+            p,
+            "spool.overflow",
+            &self.overflow,
+            &[("reject", Overflow::Reject), ("drop_newest", Overflow::DropNewest)],
+        )
+        .unwrap_or(Overflow::Reject);
         if self.dir.trim().is_empty() {
             p.push("spool.dir: must not be empty".into());
         }
@@ -643,14 +646,12 @@ impl RawConfig {
             p.push("clickhouse.batch_interval_ms: must be between 10 and 60000".into());
         }
 
-        let ip_mode = match self.privacy.ip_mode.as_str() {
-            "hash" => Some(IpMode::Hash),
-            "truncate" => Some(IpMode::Truncate),
-            other => {
-                p.push(format!("privacy.ip_mode: `{other}` must be \"hash\" or \"truncate\""));
-                None
-            }
-        };
+        let ip_mode = choose(
+            &mut p,
+            "privacy.ip_mode",
+            &self.privacy.ip_mode,
+            &[("hash", IpMode::Hash), ("truncate", IpMode::Truncate)],
+        );
         let trusted_proxies = parse_cidrs("privacy.trusted_proxies", &self.privacy.trusted_proxies, &mut p);
         if self.privacy.salt_key_file.is_empty() {
             p.push("privacy.salt_key_file: must not be empty".into());
@@ -678,14 +679,8 @@ impl RawConfig {
             }
         }
 
-        let format = match self.log.format.as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            other => {
-                p.push(format!("log.format: `{other}` must be \"text\" or \"json\""));
-                None
-            }
-        };
+        let format =
+            choose(&mut p, "log.format", &self.log.format, &[("text", LogFormat::Text), ("json", LogFormat::Json)]);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             p.push(format!("log.level: `{}` is not a tracing filter like \"info\"", self.log.level));
         }
@@ -843,6 +838,10 @@ mod tests {
             ip_mode = "plain"
             trusted_proxies = ["10.0.0.0/33", "10.0.0.0/8"]
             colour = "blue"
+            [spool]
+            ack = "later"
+            [log]
+            format = "xml"
             [[sites]]
             domain = "https://example.com/"
             [[sites]]
@@ -855,6 +854,8 @@ mod tests {
         .expect_err("invalid");
         let text = err.to_string();
         for needle in [
+            "spool.ack: `later` must be \"fsync\" or \"write\"",
+            "log.format: `xml` must be \"text\" or \"json\"",
             "server.listen",
             "clickhouse.url",
             "clickhouse.database",

@@ -84,6 +84,18 @@ struct Unanswered<'a> {
     metrics: &'a Metrics,
 }
 
+impl Unanswered<'_> {
+    /// Wait for the acknowledgement; once it came, nothing is left to count.
+    async fn wait(mut self) -> Result<(), AppendError> {
+        let stored = match self.ack.as_mut() {
+            Some(ack) => ack.wait_mut().await,
+            None => Ok(()),
+        };
+        self.ack = None;
+        stored
+    }
+}
+
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         let Some(ack) = self.ack.take() else { return };
@@ -152,13 +164,7 @@ impl Ingest {
                 // this future), the events are stored all the same: the
                 // guard still counts them once the ack resolves, so
                 // `events_accepted` keeps equalling the rows stored.
-                let mut waiting = Unanswered { ack: Some(ack), n, metrics: &self.metrics };
-                let stored = match waiting.ack.as_mut() {
-                    Some(ack) => ack.wait_mut().await,
-                    None => Ok(()),
-                };
-                waiting.ack = None;
-                stored
+                Unanswered { ack: Some(ack), n, metrics: &self.metrics }.wait().await
             }
             Err(e) => Err(e),
         };
@@ -348,13 +354,8 @@ mod tests {
         }
         assert_eq!(metrics.events_accepted.get(), 3);
         // A wait that completed leaves nothing behind to count twice.
-        let mut answered =
-            Unanswered { ack: Some(spool.append(one_record()).expect("append")), n: 2, metrics: &metrics };
-        if let Some(ack) = answered.ack.as_mut() {
-            ack.wait_mut().await.expect("durable");
-        }
-        answered.ack = None;
-        drop(answered);
+        let answered = Unanswered { ack: Some(spool.append(one_record()).expect("append")), n: 2, metrics: &metrics };
+        answered.wait().await.expect("durable");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(metrics.events_accepted.get(), 3, "the request path counts completed waits itself");
         spool.close();

@@ -486,7 +486,9 @@ impl Syncer {
 
     fn wrote(&self, appender: &Appender) {
         let mut st = lock(&self.state);
-        st.file = appender.file.clone();
+        if st.end.seg != appender.seg {
+            st.file = appender.file.clone(); // rolled: follow the new segment
+        }
         st.end = Pos { seg: appender.seg, off: appender.len };
         st.written = appender.written;
         self.wake.notify_one();
