@@ -13,4 +13,5 @@ pub mod geo;
 pub mod screen;
 pub mod source;
 pub mod ua;
+pub mod uap;
 pub mod url;

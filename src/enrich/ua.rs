@@ -1,30 +1,31 @@
 //! User-Agent → browser, OS, device class and bot flag.
 //!
-//! # Why `ua-parser` (uap-rust) and not `uaparser`
+//! # Which rules, which engine
 //!
-//! Both crates implement the same uap-core `regexes.yaml`, so they agree on
-//! what a string means; they differ in how they find the matching rule.
-//! `uaparser` 0.6 tries the ~1,000 regexes one after another until one
-//! matches. `ua-parser` 0.2 (the uap project's own Rust port) first runs one
-//! Aho-Corasick prefilter over literal atoms extracted from every regex and
-//! only evaluates the few regexes whose atoms occur.
+//! The rules are uap-core's `regexes.yaml`, the set that `uaparser`,
+//! `ua-parser` and every other uap port implement, so a string means the same
+//! here as in Matomo-style or Plausible-style tools built on uap. They run in
+//! [`super::uap`]: the `ua-parser` crate's literal prefilter (only the few
+//! rules whose literal atoms occur in the string are tried) in front of
+//! `regex-lite`, which holds the rules in about a sixth of the memory the
+//! `regex` crate needs; that module says why and what it measured.
 //!
 //! Measured with `cargo bench --bench ua_parsers` over the 1,459 distinct
 //! strings of uap-core's `test_ua.yaml`, browser + OS + device, uncached, on a
-//! shared and busy 2-core machine:
+//! shared and busy 2-core machine (see BENCHMARKS.md for the latest run):
 //!
-//! | parser                          | per User-Agent |
-//! |---------------------------------|---------------:|
-//! | `ua-parser` 0.2.2               |         ~21 µs |
-//! | `uaparser` 0.6.4 (`from_bytes`) |        ~660 µs |
-//! | `uaparser` 0.6.4, Unicode off   |        ~375 µs |
-//! | [`UaParser::parse_uncached`]    |         ~22 µs |
-//! | [`UaParser::parse`], cache hit  |         ~30 ns |
+//! | parser                               | per User-Agent |
+//! |--------------------------------------|---------------:|
+//! | `ua-parser` 0.2.2                    |         ~13 µs |
+//! | [`UaParser::parse_uncached`]         |         ~47 µs |
+//! | `uaparser` 0.6.4 (`from_bytes`)      |        ~400 µs |
+//! | `uaparser` 0.6.4, Unicode off        |        ~230 µs |
+//! | [`UaParser::parse`], cache hit       |         ~30 ns |
 //!
-//! So every cache miss costs 18–30× less CPU with `ua-parser`, and building
-//! it at startup takes ~160 ms against ~620 ms. Both read the same rules
-//! file, so nothing else in the trade changes; a test below checks our output
-//! against uap-core's expected browser families.
+//! `uaparser` tries the ~1,200 rules one after another until one matches,
+//! which is why it is ~8× slower than us on every cache miss; `ua-parser`
+//! is ~4× faster but holds 60–100 MB once its regex caches have grown,
+//! against our 16–23 MB.
 //!
 //! # Why a cache, and why it is bounded
 //!
@@ -63,9 +64,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use quick_cache::sync::{Cache, GuardResult};
-use ua_parser::{Extractor, Regexes};
 
 use super::bots;
+use super::uap::{Rules, RulesError};
 
 /// uap-core 0.18.0 `regexes.yaml`, compiled into the binary so the parser
 /// cannot be started with a missing or mismatched rules file.
@@ -147,12 +148,9 @@ impl UaInfo {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UaError {
-    /// The embedded `regexes.yaml` does not deserialize into uap rules.
-    #[error("embedded uap-core regexes.yaml could not be read")]
-    Regexes(#[source] serde_yaml::Error),
-    /// A uap rule did not compile.
-    #[error("embedded uap-core regexes could not be compiled")]
-    Compile(#[source] ua_parser::Error),
+    /// The embedded `regexes.yaml` does not compile into uap rules.
+    #[error("embedded uap-core regexes.yaml could not be compiled")]
+    Rules(#[from] RulesError),
 }
 
 /// A uap-core User-Agent parser with a bounded, concurrent result cache.
@@ -160,7 +158,7 @@ pub enum UaError {
 /// Build one at startup with [`UaParser::embedded`] (it compiles about a
 /// thousand regexes, so it is not free) and share it behind an `Arc`.
 pub struct UaParser {
-    extractor: Extractor<'static>,
+    rules: Rules,
     cache: Cache<String, Arc<UaInfo>>,
     /// Answer for strings over [`MAX_UA_LEN`]: unknown, not a bot.
     too_long: Arc<UaInfo>,
@@ -172,10 +170,8 @@ impl UaParser {
     /// Compiles the embedded uap-core rules and creates a cache holding up to
     /// `cache_capacity` parsed User-Agents (0 disables caching).
     pub fn embedded(cache_capacity: usize) -> Result<Self, UaError> {
-        let regexes: Regexes<'static> = serde_yaml::from_str(REGEXES_YAML).map_err(UaError::Regexes)?;
-        let extractor = Extractor::try_from(regexes).map_err(UaError::Compile)?;
         Ok(UaParser {
-            extractor,
+            rules: Rules::from_yaml(REGEXES_YAML)?,
             cache: Cache::new(cache_capacity),
             too_long: Arc::new(UaInfo::unknown()),
             empty: Arc::new(UaInfo { is_bot: true, ..UaInfo::unknown() }),
@@ -232,22 +228,22 @@ impl UaParser {
 
     /// The expensive part: run the uap rules and classify the result.
     fn extract(&self, ua: &str) -> UaInfo {
-        let browser = self.extractor.ua.extract(ua);
-        let os = self.extractor.os.extract(ua);
-        let dev = self.extractor.dev.extract(ua);
+        let browser = self.rules.browser(ua);
+        let os = self.rules.os(ua);
+        let dev = self.rules.device(ua);
 
         let (browser, browser_version) = match &browser {
-            Some(b) => (family(&b.family), version(b.major, None)),
+            Some(b) => (family(&b.family), version(b.major.as_deref(), None)),
             None => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
         };
         let (os_family, os_major, os_version) = match &os {
             Some(o) => {
-                (family(&o.os), o.major.as_deref().unwrap_or(""), version(o.major.as_deref(), o.minor.as_deref()))
+                (family(&o.family), o.major.as_deref().unwrap_or(""), version(o.major.as_deref(), o.minor.as_deref()))
             }
             None => (UNKNOWN.to_owned(), "", UNKNOWN.to_owned()),
         };
         let (dev_family, brand, model) = match &dev {
-            Some(d) => (&*d.device, d.brand.as_deref().unwrap_or(""), d.model.as_deref().unwrap_or("")),
+            Some(d) => (d.family.as_str(), d.brand.as_deref().unwrap_or(""), d.model.as_deref().unwrap_or("")),
             None => ("", "", ""),
         };
 
