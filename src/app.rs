@@ -149,6 +149,7 @@ pub async fn start(listener: TcpListener, config: Config, opts: Options) -> Resu
         client: db.clone(),
         table: "events".into(),
         batch_rows: config.clickhouse.batch_rows,
+        batch_bytes: config.clickhouse.batch_bytes,
         batch_interval: config.clickhouse.batch_interval,
         shutdown_retry: opts.shutdown_retry,
         dead_letter_dir: config.spool.dir.clone(),

@@ -61,6 +61,8 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
     /// Flush when this many events are buffered.
     pub batch_rows: usize,
+    /// Most bytes of RowBinary in one INSERT.
+    pub batch_bytes: usize,
     /// Flush at least this often while events are buffered.
     pub batch_interval: Duration,
 }
@@ -208,6 +210,7 @@ pub struct RawClickHouse {
     pub user: Option<String>,
     pub password: Option<String>,
     pub batch_rows: u64,
+    pub batch_bytes: u64,
     pub batch_interval_ms: u64,
 }
 
@@ -475,6 +478,7 @@ impl Default for RawClickHouse {
             user: None,
             password: None,
             batch_rows: 50_000,
+            batch_bytes: 10 << 20,
             batch_interval_ms: 1_000,
         }
     }
@@ -499,7 +503,7 @@ impl Default for RawLog {
 
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
-    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_interval_ms"]),
+    ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_bytes", "batch_interval_ms"]),
     ("spool", &["durability", "ack", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow"]),
     ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
@@ -642,6 +646,9 @@ impl RawConfig {
         if ch.batch_rows == 0 || ch.batch_rows > 1_000_000 {
             p.push("clickhouse.batch_rows: must be between 1 and 1000000".into());
         }
+        if ch.batch_bytes < 64 << 10 || ch.batch_bytes > 1 << 30 {
+            p.push("clickhouse.batch_bytes: must be between 65536 and 1073741824".into());
+        }
         if ch.batch_interval_ms < 10 || ch.batch_interval_ms > 60_000 {
             p.push("clickhouse.batch_interval_ms: must be between 10 and 60000".into());
         }
@@ -719,6 +726,7 @@ impl RawConfig {
                         user: ch.user.clone(),
                         password: ch.password.clone(),
                         batch_rows: ch.batch_rows as usize,
+                        batch_bytes: ch.batch_bytes as usize,
                         batch_interval: Duration::from_millis(ch.batch_interval_ms),
                     },
                     privacy: PrivacyConfig {
@@ -802,6 +810,8 @@ mod tests {
         assert_eq!(cfg.sites, vec![SiteConfig { domain: "example.com".into() }]);
         let defaults = RawConfig::default();
         assert_eq!(cfg.clickhouse.batch_rows as u64, defaults.clickhouse.batch_rows);
+        assert_eq!(cfg.clickhouse.batch_bytes as u64, defaults.clickhouse.batch_bytes);
+        assert_eq!(cfg.clickhouse.batch_bytes, 10 << 20);
         assert_eq!(cfg.server.max_body_bytes as u64, defaults.server.max_body_bytes);
     }
 
@@ -834,6 +844,7 @@ mod tests {
             [clickhouse]
             url = "ftp://x"
             database = "bad-name"
+            batch_bytes = 100
             [privacy]
             ip_mode = "plain"
             trusted_proxies = ["10.0.0.0/33", "10.0.0.0/8"]
@@ -859,6 +870,7 @@ mod tests {
             "server.listen",
             "clickhouse.url",
             "clickhouse.database",
+            "clickhouse.batch_bytes: must be between 65536 and 1073741824",
             "privacy.ip_mode",
             "10.0.0.0/33",
             "unknown key `colour`",

@@ -279,9 +279,19 @@ impl Batch {
 
     /// Append frames from `buf` while they are whole and fit the limits;
     /// returns the bytes consumed.
-    fn take_frames(&mut self, buf: &[u8], max_records: usize) -> Result<usize, &'static str> {
+    /// Bytes of frames held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether another record may be added under the limits.
+    fn has_room(&self, max_records: usize, max_bytes: usize) -> bool {
+        self.starts.len() < max_records && self.data.len() < max_bytes
+    }
+
+    fn take_frames(&mut self, buf: &[u8], max_records: usize, max_bytes: usize) -> Result<usize, &'static str> {
         let mut used = 0;
-        while self.starts.len() < max_records {
+        while self.has_room(max_records, max_bytes) {
             match parse_frame(&buf[used..])? {
                 Some((_, n)) => {
                     self.starts.push(self.data.len());
@@ -548,7 +558,7 @@ impl Spool {
     /// A reader positioned at the first record not yet stored.
     pub fn reader(&self) -> Reader {
         let at = *lock(&self.shared.committed);
-        Reader { spool: self.clone(), at, file: None, carry: Vec::new() }
+        Reader { spool: self.clone(), at, file: None, carry: Vec::new(), max_bytes: usize::MAX }
     }
 
     /// Note that the batch at `span` is about to be written (crash
@@ -625,6 +635,8 @@ pub struct Reader {
     file: Option<(u64, std::fs::File)>,
     /// Bytes read from the file that did not form a whole frame yet.
     carry: Vec<u8>,
+    /// A batch stops growing once it holds this many bytes of frames.
+    max_bytes: usize,
 }
 
 impl Reader {
@@ -640,7 +652,15 @@ impl Reader {
         self.carry.clear();
     }
 
-    /// Read up to `max_records` durable records, stopping early at `until`.
+    /// Batches stop at the record that reaches `max_bytes` bytes of frames
+    /// (at least one record is always read).
+    pub fn max_bytes(mut self, max_bytes: usize) -> Reader {
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
+    /// Read up to `max_records` durable records, stopping early at `until`
+    /// or at the reader's byte limit.
     /// Reads only what is already in the page cache or memory, so it is
     /// called from async code directly.
     pub fn read(&mut self, max_records: usize, until: Option<Pos>) -> Batch {
@@ -651,7 +671,7 @@ impl Reader {
         match s.config.durability {
             Durability::Memory => {
                 let log = lock(&s.memory);
-                while batch.len() < max_records && self.at < end {
+                while batch.has_room(max_records, self.max_bytes) && self.at < end {
                     let Some(frame) = self.at.off.checked_sub(log.base).and_then(|i| log.frames.get(i as usize)) else {
                         break;
                     };
@@ -676,13 +696,14 @@ impl Reader {
         use std::os::unix::fs::FileExt;
         let dir = self.spool.shared.config.dir.clone();
         let mut chunk = vec![0u8; 1 << 20];
-        while batch.len() < max_records && self.at < end {
+        let max_bytes = self.max_bytes;
+        while batch.has_room(max_records, max_bytes) && self.at < end {
             // Whole frames left over from the previous read come first.
             if !self.carry.is_empty() {
-                let used = batch.take_frames(&self.carry, max_records).map_err(std::io::Error::other)?;
+                let used = batch.take_frames(&self.carry, max_records, max_bytes).map_err(std::io::Error::other)?;
                 self.at.off += used as u64;
                 self.carry.drain(..used);
-                if batch.len() >= max_records {
+                if !batch.has_room(max_records, max_bytes) {
                     break;
                 }
             }
@@ -710,7 +731,7 @@ impl Reader {
                 break;
             }
             self.carry.extend_from_slice(&chunk[..n]);
-            let used = batch.take_frames(&self.carry, max_records).map_err(std::io::Error::other)?;
+            let used = batch.take_frames(&self.carry, max_records, max_bytes).map_err(std::io::Error::other)?;
             self.at.off += used as u64;
             self.carry.drain(..used);
         }

@@ -32,6 +32,41 @@ fn payloads(batch: &Batch) -> Vec<Vec<u8>> {
     batch.iter().map(|r| r.payload.to_vec()).collect()
 }
 
+/// The writer's `batch_bytes`: a batch stops at the record that reaches the
+/// limit, and consecutive batches still return every record once, in order.
+#[tokio::test]
+async fn batches_stop_at_the_byte_limit() {
+    for durability in [Durability::Spool, Durability::Memory] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = Spool::open(config(dir.path(), durability)).expect("open");
+        let body = [1u8; 100];
+        for i in 0..30u8 {
+            append(&spool, &[&[&[i][..], &body[..]].concat()]).await;
+        }
+        let mut reader = spool.reader().max_bytes(350);
+        let mut batches = Vec::new();
+        loop {
+            let batch = reader.read(1_000, None);
+            if batch.is_empty() {
+                break;
+            }
+            batches.push(batch);
+        }
+        // Frames are the 101-byte payload plus a fixed header: three fit
+        // under 350 bytes, the fourth reaches it.
+        let sizes: Vec<usize> = batches.iter().map(Batch::len).collect();
+        assert!(sizes.len() >= 7 && sizes[..sizes.len() - 1].iter().all(|&n| n == 4), "{durability:?}: {sizes:?}");
+        for b in &batches[..batches.len() - 1] {
+            assert!(b.bytes() >= 350 && b.bytes() < 350 + 200, "{durability:?}: {} bytes", b.bytes());
+        }
+        let firsts: Vec<u8> = batches.iter().flat_map(payloads).map(|p| p[0]).collect();
+        assert_eq!(firsts, (0..30).collect::<Vec<u8>>(), "{durability:?}");
+        // Without a limit, one read takes everything that is left.
+        let mut whole = spool.reader();
+        assert_eq!(whole.read(1_000, None).len(), 30, "{durability:?}");
+    }
+}
+
 #[tokio::test]
 async fn records_come_back_in_order_across_segments() {
     for durability in [Durability::Spool, Durability::Memory] {

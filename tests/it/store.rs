@@ -71,14 +71,9 @@ async fn an_interrupted_add_column_migration_reruns() {
     }
 }
 
-#[tokio::test]
-async fn every_event_column_round_trips() {
-    let database = fresh_database("roundtrip");
-    let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
-    let db = store::client(&cfg);
-    let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
-    let event = Event {
+/// One event with every column set to a recognisable value.
+fn sample_event(ts: time::OffsetDateTime) -> Event {
+    Event {
         site: "example.com".into(),
         ts,
         name: "Signup".into(),
@@ -136,7 +131,17 @@ async fn every_event_column_round_trips() {
                 utm_term: "ut".into(),
             }),
         },
-    };
+    }
+}
+
+#[tokio::test]
+async fn every_event_column_round_trips() {
+    let database = fresh_database("roundtrip");
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let db = store::client(&cfg);
+    let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
+    let event = sample_event(ts);
     let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
     ins.end().await.expect("end");
@@ -181,4 +186,57 @@ async fn every_event_column_round_trips() {
             )
         );
     }
+}
+
+/// `clickhouse.batch_bytes` cuts a backlog into several INSERTs, each
+/// streamed to ClickHouse in 1 MiB pieces (several LZ4 blocks in one
+/// request), and every row still arrives exactly once.
+#[tokio::test]
+async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
+    let database = fresh_database("batchbytes");
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let dir = tempfile::tempdir().expect("tmp");
+    let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.path().to_path_buf(), 1 << 30))
+        .expect("spool");
+    // 6,000 rows of ~600 bytes: ~3.6 MB of backlog before the writer starts.
+    let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
+    for i in 0..6_000u32 {
+        let mut event = sample_event(ts);
+        event.pathname = format!("/backlog/{i}/{}", "x".repeat(400));
+        let mut entry = headcount::spool::Entry::default();
+        headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
+        spool.append(entry).expect("append").wait().await.expect("queued");
+    }
+    let metrics = headcount::telemetry::Metrics::new().expect("metrics");
+    let writer = headcount::store::writer::Writer {
+        client: store::client(&cfg),
+        table: "events".into(),
+        batch_rows: 50_000,
+        batch_bytes: 1_500_000,
+        batch_interval: std::time::Duration::from_secs(60),
+        shutdown_retry: std::time::Duration::from_secs(5),
+        dead_letter_dir: dir.path().to_path_buf(),
+        metrics: metrics.clone(),
+        health: std::sync::Arc::default(),
+    };
+    spool.close();
+    tokio::time::timeout(std::time::Duration::from_secs(60), writer.run(spool.clone())).await.expect("drained");
+
+    let db = store::client(&cfg);
+    let (rows, paths, batches): (u64, u64, u64) = db
+        .query("SELECT count(), uniqExact(pathname), uniqExact(batch_id) FROM events")
+        .fetch_one()
+        .await
+        .expect("counts");
+    assert_eq!((rows, paths), (6_000, 6_000), "every row once");
+    assert_eq!(metrics.rows_written.get(), 6_000);
+    // ~3.6 MB in batches that stop at the row reaching 1.5 MB: three.
+    assert_eq!(batches, 3, "byte-capped batches");
+    let biggest: u64 = db
+        .query("SELECT max(c) FROM (SELECT batch_id, count() AS c FROM events GROUP BY batch_id)")
+        .fetch_one()
+        .await
+        .expect("sizes");
+    assert!(biggest * 600 > 1 << 20, "a batch spans more than one 1 MiB piece: {biggest} rows");
 }
