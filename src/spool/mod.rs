@@ -668,6 +668,13 @@ impl Reader {
         let durable = *lock(&s.durable);
         let end = until.map_or(durable, |u| u.min(durable));
         let mut batch = Batch { from: self.at, to: self.at, ..Batch::default() };
+        // Room for the whole batch at once: grown by doubling, a 10 MiB
+        // batch would hold 16 MiB. Frames not yet committed bound what can
+        // be read; the last frame may cross the limit by its size (events
+        // are a few KiB at most; beyond the slack the Vec just grows).
+        let slack = 64 << 10;
+        let expect = self.spool.unstored_bytes().min(self.max_bytes.saturating_add(slack) as u64);
+        batch.data.reserve_exact(usize::try_from(expect).unwrap_or(0));
         match s.config.durability {
             Durability::Memory => {
                 let log = lock(&s.memory);

@@ -124,10 +124,12 @@ impl Writer {
     /// Drain `spool` until it is closed and empty (or ClickHouse stays
     /// unreachable through shutdown).
     pub async fn run(self, spool: Spool) {
-        let mut reader = spool.reader().max_bytes(self.batch_bytes);
+        let mut reader = spool.reader();
         if let Some(inflight) = spool.recovered_inflight() {
             // A previous run stopped while writing this batch: some of it
-            // may be stored. Settle it before anything else.
+            // may be stored. Settle it before anything else, whole: its
+            // rows are known to ClickHouse by that batch id only, whatever
+            // `batch_bytes` says now.
             reader.seek(inflight.from);
             let batch;
             (reader, batch) = read(reader, usize::MAX, Some(inflight.to)).await;
@@ -136,6 +138,7 @@ impl Writer {
                 return self.stopped(&spool);
             }
         }
+        let mut reader = reader.max_bytes(self.batch_bytes);
         let mut first_seen: Option<tokio::time::Instant> = None;
         // The last batch stopped at `batch_bytes`: a backlog, go on at once.
         let mut full = false;

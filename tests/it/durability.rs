@@ -416,10 +416,11 @@ fn event(id: u64) -> headcount::event::Event {
     headcount::event::Event::example(time::OffsetDateTime::now_utc(), &format!("/n/{id}"))
 }
 
-/// A previous run spooled 20 events, noted batch `id` as in flight, sent
-/// `inserted` of its rows to ClickHouse, and was killed before it could
-/// note success. The next start must store each of the 20 exactly once.
-async fn interrupted_batch_is_settled(inserted: u32) {
+/// A previous run spooled `events` events, noted them as batch `id` in
+/// flight, sent `inserted` of its rows to ClickHouse, and was killed before
+/// it could note success. The next start, whose batches stop at
+/// `batch_bytes`, must store each event exactly once.
+async fn interrupted_batch_is_settled_with(events: u64, inserted: u32, batch_bytes: usize) {
     let env = Env::new("inflight");
     let config = env.config();
     headcount::store::migrate::run(&headcount::store::server_client(&config.clickhouse), &env.database)
@@ -427,11 +428,16 @@ async fn interrupted_batch_is_settled(inserted: u32) {
         .expect("migrate");
     let spool = headcount::spool::Spool::open(config.spool.clone()).expect("spool");
     let mut entry = headcount::spool::Entry::default();
-    for id in 0..20 {
-        headcount::store::sink::encode_event(&event(id), &mut entry).expect("encode");
+    for id in 0..events {
+        let mut event = event(id);
+        // Long paths make a batch of hundreds of KiB when asked for.
+        event.pathname.push_str(&"/x".repeat(if batch_bytes < 1 << 20 { 200 } else { 0 }));
+        headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
     }
     spool.append(entry).expect("append").wait().await.expect("durable");
-    let batch = spool.reader().read(100, None);
+    let batch = spool.reader().read(100_000, None);
+    assert_eq!(batch.len() as u64, events);
+    assert!(batch_bytes > 1 << 20 || batch.bytes() > 3 * batch_bytes, "the batch outgrows the new limit");
     let batch_id = 0x00C0_FFEE;
     spool.begin(batch_id, batch.span()).expect("begin");
     // What the writer sends: each row, then batch_id and batch_row.
@@ -452,15 +458,30 @@ async fn interrupted_batch_is_settled(inserted: u32) {
     spool.release();
     drop(spool);
 
-    let app = env.start().await;
+    let mut config = env.config();
+    config.clickhouse.batch_bytes = batch_bytes;
+    let app = env.start_with(config).await;
     let running = &app.running;
     wait_for("the interrupted batch settled", Duration::from_secs(20), async || running.spool.unstored_records() == 0)
         .await;
     assert_eq!(running.metrics.rows_deduplicated.get(), u64::from(inserted), "rows already stored were not re-sent");
-    assert_eq!(running.metrics.rows_written.get(), u64::from(20 - inserted), "only the missing rows were sent");
+    assert_eq!(running.metrics.rows_written.get(), events - u64::from(inserted), "only the missing rows were sent");
     let db = app.stop().await;
-    assert_eq!(db.count("1").await, 20);
-    assert_eq!(db.text("SELECT uniqExact(pathname), uniqExact(batch_row) FROM events FORMAT TSV").await, "20\t20\n");
+    assert_eq!(db.count("1").await, events);
+    assert_eq!(
+        db.text("SELECT uniqExact(pathname), uniqExact(batch_row), uniqExact(batch_id) FROM events FORMAT TSV").await,
+        format!("{events}\t{events}\t1\n"),
+        "one batch, as the previous run noted it"
+    );
+}
+
+async fn interrupted_batch_is_settled(inserted: u32) {
+    interrupted_batch_is_settled_with(20, inserted, 10 << 20).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_batch_larger_than_batch_bytes_is_settled_whole() {
+    interrupted_batch_is_settled_with(600, 250, 64 << 10).await;
 }
 
 #[tokio::test]
