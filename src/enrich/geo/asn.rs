@@ -13,7 +13,9 @@
 //! `cargo bench --bench enrich -- geo/asn_table_v4`: 26.0 → 9.4 ns).
 //!
 //! Organisation names repeat (one AS announces many ranges), so each distinct
-//! (ASN, organisation) pair is stored once and ranges point at it by index.
+//! (ASN, organisation) pair is stored once and ranges point at it by index;
+//! the names sit back to back in one string (91,000 separately allocated
+//! names cost 2.8 MB more in allocator headers and pointers).
 //! Adjacent ranges of the same AS are merged. Overlapping ranges (rare — one
 //! in the 2026 data) are resolved in favour of the later, more specific one.
 
@@ -22,11 +24,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-/// One autonomous system as stored in the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsInfo {
+/// One autonomous system, as found in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsInfo<'a> {
     pub asn: u32,
-    pub org: Box<str>,
+    pub org: &'a str,
 }
 
 /// Sorted, non-overlapping inclusive ranges of one address family.
@@ -141,7 +143,9 @@ impl Bump for u128 {
 pub struct AsnTable {
     v4: Ranges<u32>,
     v6: Ranges<u128>,
-    systems: Vec<AsInfo>,
+    /// Per system: its ASN and where its name ends in `names`.
+    systems: Vec<(u32, u32)>,
+    names: String,
 }
 
 impl AsnTable {
@@ -156,7 +160,8 @@ impl AsnTable {
         let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        let mut systems: Vec<AsInfo> = Vec::new();
+        let mut systems: Vec<(u32, u32)> = Vec::new();
+        let mut names = String::new();
         let mut index: HashMap<(u32, Box<str>), u32> = HashMap::new();
         let mut record = csv::StringRecord::new();
         let mut line = 0usize;
@@ -181,7 +186,9 @@ impl AsnTable {
                 Some(i) => *i,
                 None => {
                     let i = u32::try_from(systems.len()).map_err(|_| bad("too many autonomous systems"))?;
-                    systems.push(AsInfo { asn, org: key.1.clone() });
+                    names.push_str(&key.1);
+                    let end = u32::try_from(names.len()).map_err(|_| bad("organisation names too long"))?;
+                    systems.push((asn, end));
                     index.insert(key, i);
                     i
                 }
@@ -201,16 +208,22 @@ impl AsnTable {
             tracing::debug!(overlaps = c4 + c6, "ASN ranges overlapped; the later range won");
         }
         systems.shrink_to_fit();
-        Ok(AsnTable { v4, v6, systems })
+        names.shrink_to_fit();
+        Ok(AsnTable { v4, v6, systems, names })
     }
 
     /// The autonomous system announcing `ip`, if any.
-    pub fn lookup(&self, ip: IpAddr) -> Option<&AsInfo> {
+    pub fn lookup(&self, ip: IpAddr) -> Option<AsInfo<'_>> {
         let i = match ip {
             IpAddr::V4(v4) => self.v4.find(u32::from(v4))?,
             IpAddr::V6(v6) => self.v6.find(u128::from(v6))?,
+        } as usize;
+        let (asn, end) = *self.systems.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.systems.get(prev)?.1,
+            None => 0,
         };
-        self.systems.get(i as usize)
+        Some(AsInfo { asn, org: self.names.get(start as usize..end as usize)? })
     }
 
     /// Number of (IPv4, IPv6) ranges after merging.
