@@ -10,16 +10,18 @@
 //!   `max_buf_size`, HTTP/2's header list size) or with more than
 //!   `limits.max_headers` fields are answered `431` by hyper and the
 //!   connection is closed.
-//! * **Slow and idle clients.** hyper closes an HTTP/1 connection whose
-//!   request head has not fully arrived `limits.header_read_timeout_ms` after
-//!   it started waiting for it — which is also how long an idle keep-alive
-//!   connection lives, since hyper waits for the next head from the moment
-//!   the last answer was sent. hyper does not time the first bytes of a
-//!   connection (while it tells HTTP/1 from HTTP/2) nor idle HTTP/2
-//!   connections, so [`Activity`] watches every connection: one with no
-//!   request in progress that has been written nothing for the same
-//!   timeout is closed (reads do not count: a client trickling bytes gains
-//!   nothing). Both count in `headcount_connections_timed_out_total`.
+//! * **Slow and idle clients.** [`Activity`] watches every connection: one
+//!   with no request in progress that has been written nothing for
+//!   `limits.header_read_timeout_ms` is closed. Reads do not count, so a
+//!   client trickling a request head (slowloris) gains nothing: the head must
+//!   arrive within the timeout of the connection opening or of the last
+//!   answer, which is also how long an idle keep-alive connection lives. The
+//!   same watchdog covers what hyper does not time: the first bytes of a
+//!   connection (while it tells HTTP/1 from HTTP/2) and idle HTTP/2
+//!   connections. hyper's own HTTP/1 `header_read_timeout` is off: it arms a
+//!   timer for every request, which cost 3.4 % of `/p.gif` throughput
+//!   (BENCHMARKS.md, third session), and adds nothing the watchdog does not
+//!   do. Closures count in `headcount_connections_timed_out_total`.
 
 use crate::config::LimitsConfig;
 use crate::telemetry::Metrics;
@@ -42,10 +44,8 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 pub fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut h1 = builder.http1();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(limits.max_header_bytes);
+    // No hyper header timer: `Activity` closes slow heads (module docs).
+    h1.header_read_timeout(None).keep_alive(true).max_buf_size(limits.max_header_bytes);
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         h1.max_headers(limits.max_headers);
     }

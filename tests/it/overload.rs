@@ -112,6 +112,20 @@ async fn slow_and_idle_clients_are_disconnected_while_others_are_served() {
     let mut idle = connect(&app).await;
     idle.write_all(HEALTHZ).await.expect("write");
     expect_healthz_ok(&mut idle).await;
+    // After one answered request, the next head trickles in a byte every
+    // 100 ms: bytes arriving must not keep the connection open.
+    let mut trickle = connect(&app).await;
+    trickle.write_all(HEALTHZ).await.expect("write");
+    expect_healthz_ok(&mut trickle).await;
+    let (mut trickle_read, mut trickle_write) = trickle.into_split();
+    let trickler = tokio::spawn(async move {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle().take(200) {
+            if trickle_write.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 
     // Meanwhile everyone else is served.
     assert_eq!(healthz(&app).await, 200);
@@ -121,9 +135,13 @@ async fn slow_and_idle_clients_are_disconnected_while_others_are_served() {
         assert!(got.is_some(), "{what}: still open 5 s after a 400 ms timeout");
     }
     assert!(read_to_close(&mut idle, Duration::from_secs(5)).await.is_some(), "idle keep-alive still open");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), trickle_read.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a trickled head kept its connection open 5 s after a 400 ms timeout");
+    trickler.abort();
     assert!(started.elapsed() >= Duration::from_millis(400), "closed before the timeout: {:?}", started.elapsed());
     let m = app.running.metrics.clone();
-    eventually("4 connections timed out", || m.connections_timed_out.get() >= 4).await;
+    eventually("5 connections timed out", || m.connections_timed_out.get() >= 5).await;
     assert_eq!(healthz(&app).await, 200);
     app.stop().await;
 }
