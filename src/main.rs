@@ -10,10 +10,10 @@ use std::path::PathBuf;
 /// jemalloc, configured in `.cargo/config.toml` to hand freed memory back
 /// within 250 ms from a background thread. Under load, glibc's malloc kept
 /// what batches, connections and parse caches had once used: at 20,900
-/// pageviews/s its RSS sat at ~105 MB; jemalloc held 62–80 MB and served
-/// `/p.gif` ~4 % faster (BENCHMARKS.md, fourth session). mimalloc, tried
+/// pageviews/s its RSS sat at ~105 MB; jemalloc held 64–74 MB and served
+/// `/p.gif` ~6 % faster (BENCHMARKS.md, fourth session). mimalloc, tried
 /// earlier, held more, not less. The cost is a higher floor when idle
-/// (~39 → ~49 MB).
+/// (~39 → 40–52 MB).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

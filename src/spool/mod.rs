@@ -277,8 +277,6 @@ impl Batch {
         Span { from: self.from, to: self.to, bytes: self.data.len() as u64, records: self.len() as u64 }
     }
 
-    /// Append frames from `buf` while they are whole and fit the limits;
-    /// returns the bytes consumed.
     /// Bytes of frames held.
     pub fn bytes(&self) -> usize {
         self.data.len()
@@ -289,6 +287,8 @@ impl Batch {
         self.starts.len() < max_records && self.data.len() < max_bytes
     }
 
+    /// Append frames from `buf` while they are whole and fit the limits;
+    /// returns the bytes consumed.
     fn take_frames(&mut self, buf: &[u8], max_records: usize, max_bytes: usize) -> Result<usize, &'static str> {
         let mut used = 0;
         while self.has_room(max_records, max_bytes) {

@@ -8,9 +8,9 @@
 //! ClickHouse confirms it, and 50,000 rows of a few hundred bytes, copied
 //! for the request and again compressed, were the largest transient heap
 //! under load. A batch cut by bytes means a backlog, so the next is read at
-//! once instead of waiting for `batch_rows` again. Rows were encoded when they were accepted
-//! ([`super::sink`]); here each gets two more columns, the batch's random
-//! `batch_id` and its place in the batch, `batch_row`.
+//! once instead of waiting for `batch_rows` again. Rows were encoded when
+//! they were accepted ([`super::sink`]); here each gets two more columns, the
+//! batch's random `batch_id` and its place in the batch, `batch_row`.
 //!
 //! Exactly once (ClickHouse 18.16 has no insert deduplication for plain
 //! MergeTree, so Headcount does it):
