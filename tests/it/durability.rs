@@ -18,6 +18,24 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// A free port below the kernel's ephemeral range (32768+), for a server
+/// that is stopped and started again on the same port: while it is down, an
+/// ephemeral port can be handed to any outgoing connection (this test's own
+/// load clients included) and the restart would find it taken. Picks start
+/// at a per-process offset and never repeat within the process; 28123 and
+/// 29000 (`make test`'s ClickHouse) are skipped.
+fn restartable_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id() * 97;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + ((offset + n) % 12_000) as u16;
+        if port != 28_123 && port != 29_000 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A ClickHouse server of this test's own, so it can be stopped.
 struct PrivateClickHouse {
     dir: tempfile::TempDir,
@@ -27,7 +45,11 @@ struct PrivateClickHouse {
 
 impl PrivateClickHouse {
     fn start() -> PrivateClickHouse {
-        let ch = PrivateClickHouse { dir: tempfile::tempdir().expect("tmp"), http: free_port(), tcp: free_port() };
+        let ch = PrivateClickHouse {
+            dir: tempfile::tempdir().expect("tmp"),
+            http: restartable_port(),
+            tcp: restartable_port(),
+        };
         ch.run("start");
         ch
     }
