@@ -10,6 +10,10 @@ as a Python module. It
   2. applies sql/*.sql in filename order inside it (the migrations),
   3. runs every sql/queries/**/*.sql (dashboard queries) against that schema,
      with `?` placeholders replaced by sample literals,
+  4. loads tests/data/events.native — three events exactly as Headcount's
+     writer sends them (ClickHouse's Native format; a Rust unit test keeps
+     the file in step with the writer) — into `events` and checks that
+     every value and the rollups came through,
 
 and exits 1 naming the file and statement on the first error.
 
@@ -339,6 +343,43 @@ def run(session, stmt: Statement, verbose: bool) -> None:
     )
 
 
+NATIVE_SAMPLE = REPO / "tests" / "data" / "events.native"
+# What the sample holds (src/store/writer.rs, the_native_sample_is_what_the_writer_sends).
+NATIVE_CHECK = (
+    "SELECT count(), arrayStringConcat(groupArray(concat(toString(batch_row), ':', name, ':', browser, ':', "
+    "city, ':', pathname, ':', arrayStringConcat(prop_keys, ','), '=', arrayStringConcat(prop_values, ','), ':', "
+    "toString(toUnixTimestamp(ts)), ':', hex(visitor_id))), ' ') FROM (SELECT * FROM events ORDER BY batch_row)"
+)
+NATIVE_WANT = "3\t" + " ".join(
+    [
+        f"0:pageview:Chrome::/:=:1795000000:{'07' * 16}",
+        f"1:Signup:Chrome:Москва:/pricing:plan,seats=pro,3:1795000000:{'07' * 16}",
+        f"2:pageview:Firefox::/:=:1795000001:{'07' * 16}",
+    ]
+)
+ROLLUP_CHECK = (
+    "SELECT arrayStringConcat(groupArray(concat(value, '=', toString(p))), ' ') FROM "
+    "(SELECT value, sumMerge(pageviews) AS p FROM rollup_daily WHERE dim = 'browser' GROUP BY value ORDER BY value)"
+)
+ROLLUP_WANT = "Chrome=1 Firefox=1"
+
+
+def check_native_sample(session) -> None:
+    """Load the writer's Native sample into `events`; fail unless it reads back."""
+    where = NATIVE_SAMPLE.relative_to(REPO)
+    try:
+        session.query(f"INSERT INTO events SELECT * FROM file('{NATIVE_SAMPLE}', 'Native')")
+        got = str(session.query(NATIVE_CHECK, "TSV")).strip()
+        rollup = str(session.query(ROLLUP_CHECK, "TSV")).strip()
+    except Exception as err:  # noqa: BLE001 - chdb raises ChdbError/RuntimeError
+        raise Failure(f"{where}: cannot load on ClickHouse {engine_version(session)}\nerror: {first_line(err)}") from None
+    if got != NATIVE_WANT or rollup != ROLLUP_WANT:
+        raise Failure(
+            f"{where}: read back wrong on ClickHouse {engine_version(session)}\n"
+            f"  want {NATIVE_WANT!r} / {ROLLUP_WANT!r}\n  got  {got!r} / {rollup!r}"
+        )
+
+
 def engine_version(session) -> str:
     try:
         return str(session.query("SELECT version()", "TSV")).strip()
@@ -404,6 +445,11 @@ def main() -> int:
                     print(
                         f"{path.relative_to(sql_dir)}: {len(statements)} statement(s)"
                     )
+        if migrations and NATIVE_SAMPLE.is_file():
+            check_native_sample(session)
+            native = f", {NATIVE_SAMPLE.name} loaded"
+        else:
+            native = ""
         version = engine_version(session)
     except Failure as failure:
         print(f"check_sql_modern: FAILED\n{failure}", file=sys.stderr)
@@ -414,7 +460,7 @@ def main() -> int:
 
     print(
         f"check_sql_modern: {len(migrations)} migration file(s) and {len(queries)} query file(s), "
-        f"{count} statement(s) OK on ClickHouse {version} (chdb)"
+        f"{count} statement(s) OK on ClickHouse {version} (chdb){native}"
     )
     return 0
 

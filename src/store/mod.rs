@@ -9,9 +9,12 @@
 //! the SQL sticks to the common subset: no TTL, no `Map`, no `DateTime64`,
 //! no server-side query parameters. The crate client runs with validation off
 //! (18.16 lacks `RowBinaryWithNamesAndTypes`); round-trip tests guard every
-//! row type instead.
+//! row type instead. Events go in as `Native` blocks ([`native`]), which
+//! state each column's type; an integration test compares those with the
+//! migrated table.
 
 pub mod migrate;
+pub mod native;
 pub mod row;
 pub mod rowbinary;
 pub mod salts;
@@ -30,6 +33,8 @@ pub enum StoreError {
     Migration { file: &'static str, source: clickhouse::error::Error },
     #[error("migration {file} was changed after it was applied (checksum {applied} in the ledger, {now} on disk)")]
     MigrationChanged { file: &'static str, applied: String, now: String },
+    #[error("spooled row {row} of the batch does not fit the events table: {source}")]
+    BadRow { row: u32, source: native::RowError },
 }
 
 impl StoreError {
@@ -37,8 +42,12 @@ impl StoreError {
     /// retrying the same rows can never succeed. Codes 27 (cannot parse
     /// input), 53 (type mismatch), 117 (incorrect data), 6 (cannot parse
     /// text), 70 (cannot convert type), 33 (cannot read all data), 32
-    /// (read after end of data), 128/131 (array/string too large).
+    /// (read after end of data), 128/131 (array/string too large). A
+    /// spooled row that does not decode is bad data as well.
     pub fn is_bad_data(&self) -> bool {
+        if let StoreError::BadRow { .. } = self {
+            return true;
+        }
         let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(msg)) = self else {
             return false;
         };

@@ -6,6 +6,7 @@
 //! client's schema validation off (18.16 cannot answer it), the round-trip
 //! integration test is what keeps the two in step.
 
+use super::native::ColumnType;
 use crate::event::Event;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -66,6 +67,68 @@ pub struct EventRow<'a> {
     pub session_utm_content: &'a str,
     pub session_utm_term: &'a str,
 }
+
+/// The ClickHouse type of each column of [`EventRow`], in field order: the
+/// writer's `Native` blocks state them. The integration tests compare them
+/// with the migrated table's.
+pub const COLUMN_TYPES: [ColumnType; 49] = {
+    use ColumnType::{
+        ArrayString as Array, DateTimeUtc as DateTime, FixedString16, Int8, Int64, LowCardinalityString as Lc,
+        String as Str, UInt8, UInt16, UInt32, UInt64,
+    };
+    [
+        Lc,
+        DateTime,
+        Lc,
+        FixedString16,
+        Str,
+        Lc,
+        Str,
+        Str,
+        Str, // site … referrer_path
+        Str,
+        Str,
+        Str,
+        Str,
+        Str,
+        Str,
+        Str, // utm_source … source_param
+        Lc,
+        Lc,
+        Lc,
+        Lc,
+        Lc,
+        UInt16,
+        UInt8,
+        Int64,
+        Lc,
+        Array,
+        Array, // browser … prop_values
+        Lc,
+        Lc,
+        Lc,
+        UInt32,
+        Lc,
+        Lc,
+        Lc,
+        Lc, // country … screen_class
+        UInt64,
+        DateTime,
+        UInt8,
+        Int8,
+        UInt32,
+        Str,
+        Lc,
+        Lc,
+        Str, // session_id … session_referrer
+        Str,
+        Str,
+        Str,
+        Str,
+        Str, // session_utm_*
+    ]
+};
+const _: () = assert!(COLUMN_TYPES.len() == <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES.len());
 
 impl<'a> From<&'a Event> for EventRow<'a> {
     fn from(e: &'a Event) -> Self {

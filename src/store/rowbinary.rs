@@ -38,7 +38,8 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(),
     value.serialize(&mut Encoder { out })
 }
 
-fn leb128(out: &mut Vec<u8>, mut n: u64) {
+/// Append `n` as LEB128, the length prefix of strings and arrays.
+pub(crate) fn leb128(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;

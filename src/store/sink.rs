@@ -2,8 +2,8 @@
 //!
 //! Each event is encoded to a `RowBinary` row the moment it is accepted, so
 //! what waits in the spool (on disk or in memory) is a compact row of a few
-//! hundred bytes rather than a tree of strings, and the writer sends rows
-//! without touching them again.
+//! hundred bytes rather than a tree of strings; the writer only rearranges
+//! a batch's rows into columns ([`super::native`]).
 
 use super::row::EventRow;
 use super::rowbinary;

@@ -2,15 +2,17 @@
 //!
 //! ClickHouse wants few large inserts, not many small ones, so the writer
 //! waits until `batch_rows` records are in the spool or `batch_interval` has
-//! passed since the first one arrived, then sends them as one `RowBinary`
-//! insert. A batch also stops at `batch_bytes` (10 MiB by default, as
+//! passed since the first one arrived, then sends them as one insert of
+//! `Native` blocks ([`super::native`]: ClickHouse reads columns four times
+//! faster than the spool's `RowBinary` rows). A batch also stops at `batch_bytes` (10 MiB by default, as
 //! ClickHouse's own `async_insert_max_data_size`): it stays in memory until
 //! ClickHouse confirms it, and 50,000 rows of a few hundred bytes, copied
 //! for the request and again compressed, were the largest transient heap
 //! under load. A batch cut by bytes means a backlog, so the next is read at
 //! once instead of waiting for `batch_rows` again. Rows were encoded when
 //! they were accepted ([`super::sink`]); here each gets two more columns, the
-//! batch's random `batch_id` and its place in the batch, `batch_row`.
+//! batch's random `batch_id` and its place in the batch, `batch_row`, and
+//! rows become columns.
 //!
 //! Exactly once (ClickHouse 18.16 has no insert deduplication for plain
 //! MergeTree, so Headcount does it):
@@ -26,7 +28,8 @@
 //! long as it takes; meanwhile ingest keeps appending to the spool until its
 //! cap. Rows ClickHouse rejects as bad data can never succeed: the batch is
 //! split in halves until the bad rows are alone, the good rows are stored
-//! and each bad row goes to the dead-letter file (`dead-letter.rowbinary`
+//! and each bad row goes to the dead-letter file (a spooled row that does
+//! not decode, which only a damaged disk could cause, is bad data too) (`dead-letter.rowbinary`
 //! in the spool directory, with a line per row in `dead-letter.log` and the
 //! statement that loads the file in `dead-letter.sql`),
 //! counted in `headcount_events_dead_lettered_total`.
@@ -36,7 +39,8 @@
 //! written on the next start; in memory mode it is lost and counted.
 
 use super::StoreError;
-use super::row::EventRow;
+use super::native::{Block, ColumnType};
+use super::row::{COLUMN_TYPES, EventRow};
 use crate::spool::{Batch, Durability, Pos, Reader, Spool, SpoolError};
 use crate::telemetry::{DropReason, Health, Metrics};
 use bytes::Bytes;
@@ -46,7 +50,7 @@ use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Where and how to write.
@@ -103,6 +107,16 @@ async fn read(mut reader: Reader, max: usize, until: Option<Pos>) -> (Reader, Ba
 /// Bytes of RowBinary per piece of an INSERT body (see `Writer::insert`).
 const SEND_CHUNK: usize = 1 << 20;
 
+/// The columns of an insert: the event row's, then the batch's.
+static COLUMNS: LazyLock<Vec<(&'static str, ColumnType)>> = LazyLock::new(|| {
+    EventRow::COLUMN_NAMES
+        .iter()
+        .copied()
+        .zip(COLUMN_TYPES)
+        .chain([("batch_id", ColumnType::UInt64), ("batch_row", ColumnType::UInt32)])
+        .collect()
+});
+
 fn new_batch_id() -> u64 {
     let mut b = [0u8; 8];
     // Never 0: that marks rows stored before batches existed.
@@ -113,12 +127,11 @@ fn new_batch_id() -> u64 {
 }
 
 impl Writer {
-    fn insert_sql(&self) -> String {
-        format!(
-            "INSERT INTO {} ({}, batch_id, batch_row) FORMAT RowBinary",
-            self.table,
-            EventRow::COLUMN_NAMES.join(", ")
-        )
+    /// `format`: `Native` for the writer, `RowBinary` for the dead-letter
+    /// file (spooled rows as they are).
+    fn insert_sql(&self, format: &str) -> String {
+        let names: Vec<&str> = COLUMNS.iter().map(|&(name, _)| name).collect();
+        format!("INSERT INTO {} ({}) FORMAT {format}", self.table, names.join(", "))
     }
 
     /// Drain `spool` until it is closed and empty (or ClickHouse stays
@@ -210,7 +223,7 @@ impl Writer {
         if let Err(e) = blocking(move || s.begin(id, span)).await {
             tracing::error!(error = %e, "cannot note the batch in the spool checkpoint; a crash now could duplicate it");
         }
-        let sql = self.insert_sql();
+        let sql = self.insert_sql("Native");
         let mut dead: HashSet<u32> = HashSet::new();
         let mut backoff = Duration::from_millis(100);
         let mut closing_since: Option<Instant> = None;
@@ -305,7 +318,7 @@ impl Writer {
                 Err(e) if e.is_bad_data() => {
                     self.metrics.flush_errors.inc();
                     if let [row] = rows {
-                        self.dead_letter(sql, id, batch, *row, &e);
+                        self.dead_letter(id, batch, *row, &e);
                         dead.insert(*row);
                         return Ok(());
                     }
@@ -319,27 +332,34 @@ impl Writer {
         })
     }
 
-    /// Sends `rows` of `batch` as one INSERT, streamed in [`SEND_CHUNK`]
-    /// pieces: the crate compresses each and holds at most one in flight, so
-    /// a batch costs its spool bytes and about two chunks, not a second
-    /// uncompressed copy plus a compressed one (a 50,000-row batch was ~45 MB
-    /// of transient heap that glibc then kept).
+    /// Sends `rows` of `batch` as one INSERT of `Native` blocks of about
+    /// [`SEND_CHUNK`] each, streamed: the crate compresses each and holds at
+    /// most one in flight, so a batch costs its spool bytes and about two
+    /// chunks, not a second uncompressed copy plus a compressed one (a
+    /// 50,000-row batch was ~45 MB of transient heap that glibc then kept).
     async fn insert(&self, sql: &str, id: u64, batch: &Batch, rows: &[u32]) -> Result<(), StoreError> {
         let mut insert = self.client.insert_formatted_with(sql.to_string());
-        let mut chunk = Vec::with_capacity(SEND_CHUNK);
+        let mut block = Block::new(&COLUMNS);
+        let piece = |block: &mut Block| {
+            let mut piece = Vec::with_capacity(block.bytes() + 4_096);
+            block.write(&mut piece);
+            Bytes::from(piece)
+        };
         for &i in rows {
             if let Some(record) = batch.get(i as usize) {
-                chunk.extend_from_slice(record.payload);
-                chunk.extend_from_slice(&id.to_le_bytes());
-                chunk.extend_from_slice(&i.to_le_bytes());
-                if chunk.len() >= SEND_CHUNK - 1_024 {
-                    let piece = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_CHUNK));
-                    insert.send(Bytes::from(piece)).await?;
+                let mut batch_columns = [0u8; 12];
+                batch_columns[..8].copy_from_slice(&id.to_le_bytes());
+                batch_columns[8..].copy_from_slice(&i.to_le_bytes());
+                block
+                    .push(&[record.payload, &batch_columns])
+                    .map_err(|source| StoreError::BadRow { row: i, source })?;
+                if block.bytes() >= SEND_CHUNK - 1_024 {
+                    insert.send(piece(&mut block)).await?;
                 }
             }
         }
-        if !chunk.is_empty() {
-            insert.send(Bytes::from(chunk)).await?;
+        if block.rows() > 0 {
+            insert.send(piece(&mut block)).await?;
         }
         insert.end().await?;
         Ok(())
@@ -347,7 +367,7 @@ impl Writer {
 
     /// Keep a row ClickHouse will never accept, exactly as it would be
     /// inserted, so an operator can fix the cause and load it by hand.
-    fn dead_letter(&self, sql: &str, id: u64, batch: &Batch, row: u32, error: &StoreError) {
+    fn dead_letter(&self, id: u64, batch: &Batch, row: u32, error: &StoreError) {
         self.metrics.dead_lettered.inc();
         let Some(record) = batch.get(row as usize) else { return };
         let mut message = error.to_string();
@@ -372,10 +392,53 @@ impl Writer {
             )?;
             log.sync_data()?;
             // How to load the file once the cause is fixed.
-            std::fs::write(self.dead_letter_dir.join("dead-letter.sql"), format!("{sql}\n"))
+            std::fs::write(self.dead_letter_dir.join("dead-letter.sql"), format!("{}\n", self.insert_sql("RowBinary")))
         });
         if let Err(e) = written {
             tracing::error!(error = %e, dir = %self.dead_letter_dir.display(), "cannot write the dead-letter file; the row is lost");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    /// `tests/data/events.native`: three events as the writer sends them
+    /// (batch 42, rows 0–2). `scripts/check_sql_modern.py` loads it into a
+    /// current ClickHouse; this test keeps it what the writer produces.
+    /// `HEADCOUNT_BLESS=1` rewrites it after a deliberate change.
+    #[test]
+    fn the_native_sample_is_what_the_writer_sends() {
+        let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
+        let mut with_props = Event::example(ts, "/pricing");
+        with_props.name = "Signup".into();
+        with_props.prop_keys = vec!["plan".into(), "seats".into()];
+        with_props.prop_values = vec!["pro".into(), "3".into()];
+        with_props.location.city = "Москва".into();
+        let mut other_browser = Event::example(ts + time::Duration::seconds(1), "/");
+        other_browser.browser = "Firefox".into();
+        let events = [Event::example(ts, "/"), with_props, other_browser];
+
+        let mut block = Block::new(&COLUMNS);
+        for (i, event) in (0u32..).zip(&events) {
+            let mut row = vec![];
+            crate::store::rowbinary::encode(&EventRow::from(event), &mut row).expect("encode");
+            let batch = [42u64.to_le_bytes().as_slice(), &i.to_le_bytes()].concat();
+            block.push(&[&row, &batch]).expect("a row of the events table");
+        }
+        let mut got = vec![];
+        block.write(&mut got);
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/events.native");
+        if std::env::var_os("HEADCOUNT_BLESS").is_some() {
+            std::fs::write(&path, &got).expect("write the sample");
+        }
+        let want = std::fs::read(&path).expect("tests/data/events.native");
+        assert!(
+            got == want,
+            "the writer's Native block changed; check it, then HEADCOUNT_BLESS=1 to rewrite the sample"
+        );
     }
 }

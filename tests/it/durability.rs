@@ -549,7 +549,18 @@ async fn rows_clickhouse_rejects_go_to_the_dead_letter_file_and_the_rest_are_sto
     assert_eq!(dead.len(), 3 + 12, "one row plus its batch columns");
     let log = std::fs::read_to_string(env.dir.path().join("spool/dead-letter.log")).expect("dead-letter log");
     assert_eq!(log.lines().count(), 1, "{log}");
-    assert!(log.contains("Code:"), "the ClickHouse error is kept: {log}");
+    // The writer turns rows into Native columns, so it is the one to find
+    // that this row cannot be read, and says where.
+    assert!(
+        log.contains("does not fit the events table: the row ends inside column `site`"),
+        "the error is kept: {log}"
+    );
+    let sql = std::fs::read_to_string(env.dir.path().join("spool/dead-letter.sql")).expect("dead-letter sql");
+    assert!(
+        sql.starts_with("INSERT INTO events (site, ts,")
+            && sql.trim_end().ends_with("batch_id, batch_row) FORMAT RowBinary"),
+        "{sql}"
+    );
 }
 
 #[tokio::test]

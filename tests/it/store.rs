@@ -134,6 +134,35 @@ fn sample_event(ts: time::OffsetDateTime) -> Event {
     }
 }
 
+/// A spool holding `events`, closed, and a writer over it into `cfg`.
+async fn spooled(
+    cfg: &headcount::config::ClickHouseConfig,
+    dir: &std::path::Path,
+    batch_bytes: usize,
+    events: impl IntoIterator<Item = Event>,
+) -> (headcount::spool::Spool, headcount::store::writer::Writer) {
+    let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.to_path_buf(), 1 << 30))
+        .expect("spool");
+    for event in events {
+        let mut entry = headcount::spool::Entry::default();
+        headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
+        spool.append(entry).expect("append").wait().await.expect("queued");
+    }
+    spool.close();
+    let writer = headcount::store::writer::Writer {
+        client: store::client(cfg),
+        table: "events".into(),
+        batch_rows: 50_000,
+        batch_bytes,
+        batch_interval: std::time::Duration::from_secs(60),
+        shutdown_retry: std::time::Duration::from_secs(5),
+        dead_letter_dir: dir.to_path_buf(),
+        metrics: headcount::telemetry::Metrics::new().expect("metrics"),
+        health: std::sync::Arc::default(),
+    };
+    (spool, writer)
+}
+
 #[tokio::test]
 async fn every_event_column_round_trips() {
     let database = fresh_database("roundtrip");
@@ -145,24 +174,11 @@ async fn every_event_column_round_trips() {
     let mut ins = db.insert::<EventRow<'static>>("events").await.expect("insert");
     ins.write(&EventRow::from(&event)).await.expect("write");
     ins.end().await.expect("end");
-    // The same event as the spool carries it: encoded by Headcount's own
-    // RowBinary encoder, sent as pre-formatted rows plus the batch columns.
-    let mut entry = headcount::spool::Entry::default();
-    headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
+    // The same event as the writer sends it: encoded by Headcount's own
+    // RowBinary encoder into the spool, then turned into a Native block.
     let dir = tempfile::tempdir().expect("tmp");
-    let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.path().to_path_buf(), 1 << 30))
-        .expect("spool");
-    spool.append(entry).expect("append").wait().await.expect("durable");
-    let batch = spool.reader().read(10, None);
-    let record = batch.get(0).expect("one record");
-    let mut body = record.payload.to_vec();
-    body.extend_from_slice(&7u64.to_le_bytes());
-    body.extend_from_slice(&0u32.to_le_bytes());
-    let cols = <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(",");
-    let mut raw =
-        db.insert_formatted_with(format!("INSERT INTO events ({cols}, batch_id, batch_row) FORMAT RowBinary"));
-    raw.send(body.into()).await.expect("send");
-    raw.end().await.expect("end");
+    let (spool, writer) = spooled(&cfg, dir.path(), 10 << 20, [event]).await;
+    tokio::time::timeout(std::time::Duration::from_secs(60), writer.run(spool)).await.expect("drained");
     let texts: Vec<String> = db
         .query(
             "SELECT concat(site,'|',toString(toUnixTimestamp(ts)),'|',name,'|',hex(visitor_id),'|',ip_prefix,'|',hostname,'|',pathname,'|',referrer_host,'|',referrer_path,'|',\
@@ -175,7 +191,7 @@ async fn every_event_column_round_trips() {
         .fetch_all()
         .await
         .expect("rows");
-    assert_eq!(texts.len(), 2, "one row from the crate's encoder, one from Headcount's");
+    assert_eq!(texts.len(), 2, "one row from the crate's encoder, one from Headcount's writer");
     for text in texts {
         assert_eq!(
             text,
@@ -188,40 +204,51 @@ async fn every_event_column_round_trips() {
     }
 }
 
+/// The writer's Native blocks state each column's type; they must be the
+/// migrated table's, column for column.
+#[tokio::test]
+async fn the_writer_states_the_types_of_the_migrated_table() {
+    let database = fresh_database("coltypes");
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let columns: Vec<(String, String)> = store::client(&cfg)
+        .query("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
+        .fetch_all()
+        .await
+        .expect("columns");
+    let ours: Vec<(String, String)> = <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES
+        .iter()
+        .zip(headcount::store::row::COLUMN_TYPES)
+        .map(|(name, ty)| (name.to_string(), ty.sql().to_string()))
+        .chain([("batch_id".into(), "UInt64".into()), ("batch_row".into(), "UInt32".into())])
+        .collect();
+    assert_eq!(columns, ours);
+}
+
 /// `clickhouse.batch_bytes` cuts a backlog into several INSERTs, each
-/// streamed to ClickHouse in 1 MiB pieces (several LZ4 blocks in one
-/// request), and every row still arrives exactly once.
+/// streamed to ClickHouse in 1 MiB Native blocks (several LZ4 blocks in one
+/// request), and every row still arrives exactly once, every value intact:
+/// thousands of distinct LowCardinality values (two-byte indexes) and
+/// arrays of every length from 0 to 4.
 #[tokio::test]
 async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
     let database = fresh_database("batchbytes");
     let cfg = ch_config(&database);
     migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
     let dir = tempfile::tempdir().expect("tmp");
-    let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.path().to_path_buf(), 1 << 30))
-        .expect("spool");
     // 6,000 rows of ~600 bytes: ~3.6 MB of backlog before the writer starts.
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
-    for i in 0..6_000u32 {
+    let events = (0..6_000u32).map(|i| {
         let mut event = sample_event(ts);
         event.pathname = format!("/backlog/{i}/{}", "x".repeat(400));
-        let mut entry = headcount::spool::Entry::default();
-        headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
-        spool.append(entry).expect("append").wait().await.expect("queued");
-    }
-    let metrics = headcount::telemetry::Metrics::new().expect("metrics");
-    let writer = headcount::store::writer::Writer {
-        client: store::client(&cfg),
-        table: "events".into(),
-        batch_rows: 50_000,
-        batch_bytes: 1_500_000,
-        batch_interval: std::time::Duration::from_secs(60),
-        shutdown_retry: std::time::Duration::from_secs(5),
-        dead_letter_dir: dir.path().to_path_buf(),
-        metrics: metrics.clone(),
-        health: std::sync::Arc::default(),
-    };
-    spool.close();
-    tokio::time::timeout(std::time::Duration::from_secs(60), writer.run(spool.clone())).await.expect("drained");
+        event.location.city = format!("city {i}");
+        event.prop_keys = (0..i % 5).map(|k| format!("k{k}")).collect();
+        event.prop_values = (0..i % 5).map(|k| format!("{i}.{k}")).collect();
+        event
+    });
+    let (spool, writer) = spooled(&cfg, dir.path(), 1_500_000, events).await;
+    let metrics = writer.metrics.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(60), writer.run(spool)).await.expect("drained");
 
     let db = store::client(&cfg);
     let (rows, paths, batches): (u64, u64, u64) = db
@@ -231,6 +258,18 @@ async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
         .expect("counts");
     assert_eq!((rows, paths), (6_000, 6_000), "every row once");
     assert_eq!(metrics.rows_written.get(), 6_000);
+    // Every row's own values, whichever block carried it.
+    let mismatched: u64 = db
+        .query(
+            "SELECT countIf(city != concat('city ', extract(pathname, '^/backlog/([0-9]+)/')) \
+             OR length(prop_keys) != toUInt32(extract(pathname, '^/backlog/([0-9]+)/')) % 5 \
+             OR arrayStringConcat(prop_values, ',') != arrayStringConcat(arrayMap(k -> concat(extract(pathname, '^/backlog/([0-9]+)/'), '.', toString(k)), range(length(prop_keys))), ',') \
+             OR browser != 'Firefox' OR session_channel != 'Paid Search') FROM events",
+        )
+        .fetch_one()
+        .await
+        .expect("check");
+    assert_eq!(mismatched, 0, "values survive the Native blocks");
     // ~3.6 MB in batches that stop at the row reaching 1.5 MB: three.
     assert_eq!(batches, 3, "byte-capped batches");
     let biggest: u64 = db
