@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, file: "0004_access.sql", sql: include_str!("../../sql/0004_access.sql") },
     Migration { version: 5, file: "0005_sessions.sql", sql: include_str!("../../sql/0005_sessions.sql") },
     Migration { version: 6, file: "0006_batches.sql", sql: include_str!("../../sql/0006_batches.sql") },
+    Migration {
+        version: 7,
+        file: "0007_rollup_daily_one_view.sql",
+        sql: include_str!("../../sql/0007_rollup_daily_one_view.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

@@ -488,6 +488,19 @@ async fn breakdowns_equal_the_hand_computed_ones() {
         &[("", 3, 2, 2, 3), ("Google", 1, 1, 1, 0), ("Telegram", 1, 0, 1, 1)],
     )
     .await;
+    // ...and D1 has the whole of that visit: what its D2 events added to
+    // its bounce and duration belongs to the day it started (960 s, no
+    // bounce), as do A1's 600 s; A2 and B1 bounced.
+    let d1 = check_breakdown(
+        &e,
+        &raw,
+        &req(D1, D1, &[]),
+        Dimension::Source,
+        &[("", 2, 2, 2, 0), ("Google", 1, 1, 2, 1), ("Telegram", 1, 1, 1, 0)],
+    )
+    .await;
+    let per_visit: Vec<_> = d1.rows.iter().map(|r| (r.bounce_rate, r.visit_duration)).collect();
+    assert_eq!(per_visit, vec![(Some(100.0), Some(0.0)), (Some(0.0), Some(600.0)), (Some(0.0), Some(960.0))]);
 }
 
 #[tokio::test]
