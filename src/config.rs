@@ -61,7 +61,7 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
     /// Flush when this many events are buffered.
     pub batch_rows: usize,
-    /// Most bytes of RowBinary in one INSERT.
+    /// Most bytes of spooled rows in one INSERT.
     pub batch_bytes: usize,
     /// Flush at least this often while events are buffered.
     pub batch_interval: Duration,
@@ -477,9 +477,9 @@ impl Default for RawClickHouse {
             database: "headcount".into(),
             user: None,
             password: None,
-            batch_rows: 50_000,
-            batch_bytes: 10 << 20,
-            batch_interval_ms: 1_000,
+            batch_rows: 100_000,
+            batch_bytes: 64 << 20,
+            batch_interval_ms: 5_000,
         }
     }
 }
@@ -811,7 +811,8 @@ mod tests {
         let defaults = RawConfig::default();
         assert_eq!(cfg.clickhouse.batch_rows as u64, defaults.clickhouse.batch_rows);
         assert_eq!(cfg.clickhouse.batch_bytes as u64, defaults.clickhouse.batch_bytes);
-        assert_eq!(cfg.clickhouse.batch_bytes, 10 << 20);
+        assert_eq!(cfg.clickhouse.batch_bytes, 64 << 20);
+        assert_eq!(cfg.clickhouse.batch_interval, std::time::Duration::from_secs(5));
         assert_eq!(cfg.server.max_body_bytes as u64, defaults.server.max_body_bytes);
     }
 

@@ -241,6 +241,30 @@ pub struct Span {
     records: u64,
 }
 
+impl Span {
+    /// No records, at `at`.
+    pub fn empty(at: Pos) -> Span {
+        Span { from: at, to: at, bytes: 0, records: 0 }
+    }
+
+    /// Grow to the end of `next`, which starts where this one ends.
+    pub fn extend(&mut self, next: Span) {
+        debug_assert_eq!(self.to, next.from, "spans must be consecutive");
+        self.to = next.to;
+        self.bytes += next.bytes;
+        self.records += next.records;
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Bytes of frames.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// Records the writer took from the spool, in order.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -558,7 +582,14 @@ impl Spool {
     /// A reader positioned at the first record not yet stored.
     pub fn reader(&self) -> Reader {
         let at = *lock(&self.shared.committed);
-        Reader { spool: self.clone(), at, file: None, carry: Vec::new(), max_bytes: usize::MAX }
+        Reader { spool: self.clone(), at, file: None, carry: Vec::new(), max_bytes: usize::MAX, rereading: false }
+    }
+
+    /// A reader of records the reader has already taken and that are not
+    /// committed yet, from `from`: the writer reads a batch again, piece by
+    /// piece, each time it sends it, instead of holding it whole.
+    pub fn rereader(&self, from: Pos) -> Reader {
+        Reader { rereading: true, ..self.reader() }.at(from)
     }
 
     /// Note that the batch at `span` is about to be written (crash
@@ -628,7 +659,8 @@ impl Ack {
     }
 }
 
-/// Reads durable records in order. One reader (the writer) per spool.
+/// Reads durable records in order. One reader (the writer) per spool takes
+/// records; [`Spool::rereader`]s read taken ones again.
 pub struct Reader {
     spool: Spool,
     at: Pos,
@@ -637,6 +669,8 @@ pub struct Reader {
     carry: Vec<u8>,
     /// A batch stops growing once it holds this many bytes of frames.
     max_bytes: usize,
+    /// Reading records again ([`Spool::rereader`]): they are not new.
+    rereading: bool,
 }
 
 impl Reader {
@@ -650,6 +684,11 @@ impl Reader {
         self.at = at;
         self.file = None;
         self.carry.clear();
+    }
+
+    fn at(mut self, at: Pos) -> Reader {
+        self.seek(at);
+        self
     }
 
     /// Batches stop at the record that reaches `max_bytes` bytes of frames
@@ -695,7 +734,9 @@ impl Reader {
             }
         }
         batch.to = self.at;
-        s.unread_records.fetch_sub(batch.len() as u64, Ordering::AcqRel);
+        if !self.rereading {
+            s.unread_records.fetch_sub(batch.len() as u64, Ordering::AcqRel);
+        }
         batch
     }
 

@@ -67,6 +67,47 @@ async fn batches_stop_at_the_byte_limit() {
     }
 }
 
+/// The writer reads a batch again, piece by piece, each time it sends it:
+/// a rereader returns the taken records from any position, across
+/// segments, as often as asked, until the batch is committed, and does not
+/// count them as read twice.
+#[tokio::test]
+async fn taken_records_can_be_read_again_until_committed() {
+    for durability in [Durability::Spool, Durability::Memory] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spool = Spool::open(config(dir.path(), durability)).expect("open");
+        let body = [3u8; 200];
+        for i in 0..12u8 {
+            append(&spool, &[&[&[i][..], &body[..]].concat()]).await;
+        }
+        let mut reader = spool.reader();
+        let first = reader.read(4, None);
+        let rest = reader.read(100, None);
+        assert_eq!((first.len(), rest.len(), spool.unread()), (4, 8, 0), "{durability:?}");
+        let mut span = first.span();
+        span.extend(rest.span());
+        assert_eq!(span.records(), 12);
+        for _ in 0..2 {
+            let mut again = spool.rereader(rest.from).max_bytes(500);
+            let mut firsts = Vec::new();
+            loop {
+                let piece = again.read(usize::MAX, Some(span.to));
+                if piece.is_empty() {
+                    break;
+                }
+                assert!(piece.len() <= 3, "{durability:?}: pieces stop at the byte limit");
+                firsts.extend(payloads(&piece).iter().map(|p| p[0]));
+            }
+            assert_eq!(firsts, (4..12).collect::<Vec<u8>>(), "{durability:?}");
+            assert_eq!(spool.unread(), 0, "{durability:?}: rereading takes nothing");
+        }
+        // Still there for the reader's next read: nothing new.
+        assert!(reader.read(100, None).is_empty());
+        spool.commit(span).expect("commit");
+        assert_eq!(spool.unstored_records(), 0, "{durability:?}");
+    }
+}
+
 #[tokio::test]
 async fn records_come_back_in_order_across_segments() {
     for durability in [Durability::Spool, Durability::Memory] {

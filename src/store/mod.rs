@@ -35,6 +35,8 @@ pub enum StoreError {
     MigrationChanged { file: &'static str, applied: String, now: String },
     #[error("spooled row {row} of the batch does not fit the events table: {source}")]
     BadRow { row: u32, source: native::RowError },
+    #[error("{rows} rows of the batch could not be read again from the spool")]
+    Reread { rows: usize },
 }
 
 impl StoreError {

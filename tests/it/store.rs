@@ -134,6 +134,13 @@ fn sample_event(ts: time::OffsetDateTime) -> Event {
     }
 }
 
+/// One spool record holding `event`.
+fn entry(event: &Event) -> headcount::spool::Entry {
+    let mut entry = headcount::spool::Entry::default();
+    headcount::store::sink::encode_event(event, &mut entry).expect("encode");
+    entry
+}
+
 /// A spool holding `events`, closed, and a writer over it into `cfg`.
 async fn spooled(
     cfg: &headcount::config::ClickHouseConfig,
@@ -141,11 +148,19 @@ async fn spooled(
     batch_bytes: usize,
     events: impl IntoIterator<Item = Event>,
 ) -> (headcount::spool::Spool, headcount::store::writer::Writer) {
+    spooled_entries(cfg, dir, batch_bytes, events.into_iter().map(|e| entry(&e))).await
+}
+
+/// A spool holding `entries`, closed, and a writer over it into `cfg`.
+async fn spooled_entries(
+    cfg: &headcount::config::ClickHouseConfig,
+    dir: &std::path::Path,
+    batch_bytes: usize,
+    entries: impl IntoIterator<Item = headcount::spool::Entry>,
+) -> (headcount::spool::Spool, headcount::store::writer::Writer) {
     let spool = headcount::spool::Spool::open(headcount::spool::SpoolConfig::memory(dir.to_path_buf(), 1 << 30))
         .expect("spool");
-    for event in events {
-        let mut entry = headcount::spool::Entry::default();
-        headcount::store::sink::encode_event(&event, &mut entry).expect("encode");
+    for entry in entries {
         spool.append(entry).expect("append").wait().await.expect("queued");
     }
     spool.close();
@@ -278,4 +293,52 @@ async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
         .await
         .expect("sizes");
     assert!(biggest * 600 > 1 << 20, "a batch spans more than one 1 MiB piece: {biggest} rows");
+}
+
+/// A batch is read again from the spool, a piece of about 1 MiB at a time,
+/// as it is sent. A row that does not decode, in its third piece, goes to
+/// the dead-letter file on the way; the insert is not aborted (ClickHouse
+/// 18.16 would keep the blocks already sent) and every other row is stored
+/// once.
+#[tokio::test]
+async fn a_bad_row_deep_in_a_batch_of_several_pieces_is_found_and_the_rest_stored() {
+    let database = fresh_database("pieces");
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let dir = tempfile::tempdir().expect("tmp");
+    let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
+    let bad = 4_321;
+    let entries = (0..6_000u32).map(|i| {
+        if i == bad {
+            let mut e = headcount::spool::Entry::default();
+            e.record::<()>(1_795_000_000, |b| {
+                b.extend_from_slice(&[200, 1, b'x']); // a string that claims 200 bytes
+                Ok(())
+            })
+            .expect("record");
+            return e;
+        }
+        let mut event = sample_event(ts);
+        event.pathname = format!("/piece/{i}/{}", "x".repeat(400));
+        entry(&event)
+    });
+    let (spool, writer) = spooled_entries(&cfg, dir.path(), 64 << 20, entries).await;
+    let metrics = writer.metrics.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(120), writer.run(spool)).await.expect("drained");
+
+    let db = store::client(&cfg);
+    let (rows, paths, batches, bad_rows): (u64, u64, u64, u64) = db
+        .query("SELECT count(), uniqExact(pathname), uniqExact(batch_id), countIf(batch_row = ?) FROM events")
+        .bind(bad)
+        .fetch_one()
+        .await
+        .expect("counts");
+    assert_eq!((rows, paths, batches, bad_rows), (5_999, 5_999, 1, 0), "one batch, every good row once");
+    assert_eq!(metrics.dead_lettered.get(), 1);
+    assert_eq!((metrics.rows_written.get(), metrics.flush_errors.get()), (5_999, 0), "one insert, not retried");
+    let dead = std::fs::read(dir.path().join("dead-letter.rowbinary")).expect("dead-letter file");
+    assert_eq!(&dead[..3], &[200, 1, b'x'], "the bad row");
+    assert_eq!(&dead[3 + 8..], &bad.to_le_bytes(), "its batch_row");
+    let log = std::fs::read_to_string(dir.path().join("dead-letter.log")).expect("log");
+    assert!(log.contains(&format!("batch_row={bad}")), "{log}");
 }
