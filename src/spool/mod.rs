@@ -743,7 +743,8 @@ impl Reader {
     fn read_disk(&mut self, batch: &mut Batch, max_records: usize, end: Pos) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
         let dir = self.spool.shared.config.dir.clone();
-        let mut chunk = vec![0u8; 1 << 20];
+        // Reads of 256 KiB: a piece of a batch is 512 KiB (the writer's).
+        let mut chunk = vec![0u8; 256 << 10];
         let max_bytes = self.max_bytes;
         while batch.has_room(max_records, max_bytes) && self.at < end {
             // Whole frames left over from the previous read come first.

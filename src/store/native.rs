@@ -11,7 +11,7 @@
 //! The spool still holds one `RowBinary` row per event: a row is one
 //! contiguous record to fsync, replay and dead-letter, written once when
 //! the request arrives. The writer turns the rows of a batch into `Native`
-//! blocks here, about 1 MiB at a time, which is mostly copying: strings
+//! blocks here, about 512 KiB at a time, which is mostly copying: strings
 //! have the same encoding in both formats (a LEB128 length, then the
 //! bytes), numbers too (little-endian). Only two types are rearranged:
 //! * `Array(String)`: the row counts become a column of running totals

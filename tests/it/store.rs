@@ -241,7 +241,7 @@ async fn the_writer_states_the_types_of_the_migrated_table() {
 }
 
 /// `clickhouse.batch_bytes` cuts a backlog into several INSERTs, each
-/// streamed to ClickHouse in 1 MiB Native blocks (several LZ4 blocks in one
+/// streamed to ClickHouse in 512 KiB Native blocks (several LZ4 blocks in one
 /// request), and every row still arrives exactly once, every value intact:
 /// thousands of distinct LowCardinality values (two-byte indexes) and
 /// arrays of every length from 0 to 4.
@@ -292,10 +292,10 @@ async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
         .fetch_one()
         .await
         .expect("sizes");
-    assert!(biggest * 600 > 1 << 20, "a batch spans more than one 1 MiB piece: {biggest} rows");
+    assert!(biggest * 600 > 1 << 20, "a batch spans several 512 KiB pieces: {biggest} rows");
 }
 
-/// A batch is read again from the spool, a piece of about 1 MiB at a time,
+/// A batch is read again from the spool, a piece of about 512 KiB at a time,
 /// as it is sent. A row that does not decode, in its third piece, goes to
 /// the dead-letter file on the way; the insert is not aborted (ClickHouse
 /// 18.16 would keep the blocks already sent) and every other row is stored
