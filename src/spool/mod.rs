@@ -707,8 +707,8 @@ impl Reader {
         let durable = *lock(&s.durable);
         let end = until.map_or(durable, |u| u.min(durable));
         let mut batch = Batch { from: self.at, to: self.at, ..Batch::default() };
-        // Room for the whole batch at once: grown by doubling, a 10 MiB
-        // batch would hold 16 MiB. Frames not yet committed bound what can
+        // Room for the whole read at once (grown by doubling, a buffer ends
+        // up to twice the size). Frames not yet committed bound what can
         // be read; the last frame may cross the limit by its size (events
         // are a few KiB at most; beyond the slack the Vec just grows).
         let slack = 64 << 10;

@@ -9,6 +9,7 @@
 use super::native::ColumnType;
 use crate::event::Event;
 use serde::Serialize;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 
 #[derive(Debug, Serialize, clickhouse::Row)]
@@ -129,6 +130,17 @@ pub const COLUMN_TYPES: [ColumnType; 49] = {
     ]
 };
 const _: () = assert!(COLUMN_TYPES.len() == <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES.len());
+
+/// The columns the writer inserts, in order: the event row's, then the
+/// batch's (`batch_id`, and the row's place in the batch, `batch_row`).
+pub static INSERT_COLUMNS: LazyLock<Vec<(&'static str, ColumnType)>> = LazyLock::new(|| {
+    <EventRow<'static> as clickhouse::Row>::COLUMN_NAMES
+        .iter()
+        .copied()
+        .zip(COLUMN_TYPES)
+        .chain([("batch_id", ColumnType::UInt64), ("batch_row", ColumnType::UInt32)])
+        .collect()
+});
 
 impl<'a> From<&'a Event> for EventRow<'a> {
     fn from(e: &'a Event) -> Self {

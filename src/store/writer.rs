@@ -45,18 +45,17 @@
 //! written on the next start; in memory mode it is lost and counted.
 
 use super::StoreError;
-use super::native::{Block, ColumnType};
-use super::row::{COLUMN_TYPES, EventRow};
+use super::native::Block;
+use super::row::INSERT_COLUMNS;
 use crate::spool::{Batch, Durability, Pos, Reader, Span, Spool, SpoolError};
 use crate::telemetry::{DropReason, Health, Metrics};
 use bytes::Bytes;
-use clickhouse::Row;
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where and how to write.
@@ -119,9 +118,15 @@ async fn read(mut reader: Reader, max: usize, until: Option<Pos>) -> (Reader, Ba
 #[derive(Debug, Clone, Copy)]
 struct Extent {
     span: Span,
-    rows: u32,
     /// Lowest and highest timestamp.
     ts: (u32, u32),
+}
+
+impl Extent {
+    /// Records in the batch, numbered from 0 (`batch_row`).
+    fn rows(&self) -> u32 {
+        self.span.records() as u32
+    }
 }
 
 /// Take the next batch off `reader`: up to `max_rows` records, stopping at
@@ -129,16 +134,15 @@ struct Extent {
 /// reads pieces of at most [`SEND_CHUNK`].
 async fn scan(reader: Reader, max_rows: usize, max_bytes: usize, until: Option<Pos>) -> (Reader, Extent) {
     let mut reader = reader;
-    let mut extent = Extent { span: Span::empty(reader.position()), rows: 0, ts: (u32::MAX, 0) };
-    while (extent.rows as usize) < max_rows && extent.span.bytes() < max_bytes as u64 {
+    let mut extent = Extent { span: Span::empty(reader.position()), ts: (u32::MAX, 0) };
+    while (extent.rows() as usize) < max_rows && extent.span.bytes() < max_bytes as u64 {
         let room = max_bytes - extent.span.bytes() as usize;
         let piece;
-        (reader, piece) = read(reader.max_bytes(room.min(SEND_CHUNK)), max_rows - extent.rows as usize, until).await;
+        (reader, piece) = read(reader.max_bytes(room.min(SEND_CHUNK)), max_rows - extent.rows() as usize, until).await;
         if piece.is_empty() {
             break;
         }
         extent.ts = piece.iter().fold(extent.ts, |(lo, hi), r| (lo.min(r.ts), hi.max(r.ts)));
-        extent.rows += piece.len() as u32;
         extent.span.extend(piece.span());
     }
     (reader, extent)
@@ -176,16 +180,6 @@ impl Pieces {
 /// ClickHouse CPU (BENCHMARKS.md, fifth session).
 const SEND_CHUNK: usize = 512 << 10;
 
-/// The columns of an insert: the event row's, then the batch's.
-static COLUMNS: LazyLock<Vec<(&'static str, ColumnType)>> = LazyLock::new(|| {
-    EventRow::COLUMN_NAMES
-        .iter()
-        .copied()
-        .zip(COLUMN_TYPES)
-        .chain([("batch_id", ColumnType::UInt64), ("batch_row", ColumnType::UInt32)])
-        .collect()
-});
-
 fn new_batch_id() -> u64 {
     let mut b = [0u8; 8];
     // Never 0: that marks rows stored before batches existed.
@@ -199,7 +193,7 @@ impl Writer {
     /// `format`: `Native` for the writer, `RowBinary` for the dead-letter
     /// file (spooled rows as they are).
     fn insert_sql(&self, format: &str) -> String {
-        let names: Vec<&str> = COLUMNS.iter().map(|&(name, _)| name).collect();
+        let names: Vec<&str> = INSERT_COLUMNS.iter().map(|&(name, _)| name).collect();
         format!("INSERT INTO {} ({}) FORMAT {format}", self.table, names.join(", "))
     }
 
@@ -215,7 +209,7 @@ impl Writer {
             reader.seek(inflight.from);
             let extent;
             (reader, extent) = scan(reader, usize::MAX, usize::MAX, Some(inflight.to)).await;
-            tracing::info!(rows = extent.rows, "settling the batch a previous run was writing");
+            tracing::info!(rows = extent.rows(), "settling the batch a previous run was writing");
             if self.deliver(&spool, inflight.batch_id, &extent, true).await == Delivery::Stopped {
                 return self.stopped(&spool);
             }
@@ -251,7 +245,7 @@ impl Writer {
             let extent;
             (reader, extent) = scan(reader, self.batch_rows, self.batch_bytes, None).await;
             full = extent.span.bytes() >= self.batch_bytes as u64;
-            if extent.rows == 0 {
+            if extent.rows() == 0 {
                 // Counted as readable but nothing came back (only after a
                 // read error skipped a segment): do not spin.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -319,10 +313,10 @@ impl Writer {
                     if spool.is_closed()
                         && closing_since.get_or_insert_with(Instant::now).elapsed() >= self.shutdown_retry
                     {
-                        tracing::error!(error = %e, rows = batch.rows, "ClickHouse unreachable at shutdown");
+                        tracing::error!(error = %e, rows = batch.rows(), "ClickHouse unreachable at shutdown");
                         return Delivery::Stopped;
                     }
-                    tracing::warn!(error = %e, rows = batch.rows, retry_in_ms = backoff.as_millis() as u64, "batch write failed; retrying");
+                    tracing::warn!(error = %e, rows = batch.rows(), retry_in_ms = backoff.as_millis() as u64, "batch write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -338,7 +332,7 @@ impl Writer {
         uncertain: bool,
         dead: &HashSet<u32>,
     ) -> Result<Vec<u32>, StoreError> {
-        let all = (0..batch.rows).filter(|i| !dead.contains(i));
+        let all = (0..batch.rows()).filter(|i| !dead.contains(i));
         if !uncertain {
             return Ok(all.collect());
         }
@@ -422,7 +416,7 @@ impl Writer {
         dead: &mut HashSet<u32>,
     ) -> Result<(), StoreError> {
         let mut insert = self.client.insert_formatted_with(sql.to_string());
-        let mut block = Block::new(&COLUMNS);
+        let mut block = Block::new(&INSERT_COLUMNS);
         let piece = |block: &mut Block| {
             let mut piece = Vec::with_capacity(block.bytes() + 4_096);
             block.write(&mut piece);
@@ -535,10 +529,10 @@ mod tests {
         other_browser.browser = "Firefox".into();
         let events = [Event::example(ts, "/"), with_props, other_browser];
 
-        let mut block = Block::new(&COLUMNS);
+        let mut block = Block::new(&INSERT_COLUMNS);
         for (i, event) in (0u32..).zip(&events) {
             let mut row = vec![];
-            crate::store::rowbinary::encode(&EventRow::from(event), &mut row).expect("encode");
+            crate::store::rowbinary::encode(&crate::store::row::EventRow::from(event), &mut row).expect("encode");
             let batch = [42u64.to_le_bytes().as_slice(), &i.to_le_bytes()].concat();
             block.push(&[&row, &batch]).expect("a row of the events table");
         }
