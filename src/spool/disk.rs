@@ -463,6 +463,10 @@ struct SyncState {
     end: Pos,
     written: u64,
     stop: bool,
+    /// The syncer is parked on `wake`: only then does a write wake it.
+    /// (`notify_one` is a futex syscall even with no waiter; under load the
+    /// syncer is in `fdatasync` or its pause, and requests skip it.)
+    parked: bool,
 }
 
 impl Syncer {
@@ -476,6 +480,7 @@ impl Syncer {
                 end: Pos { seg: appender.seg, off: appender.len },
                 written: appender.written,
                 stop: false,
+                parked: false,
             }),
             wake: Condvar::new(),
         });
@@ -491,7 +496,9 @@ impl Syncer {
         }
         st.end = Pos { seg: appender.seg, off: appender.len };
         st.written = appender.written;
-        self.wake.notify_one();
+        if st.parked {
+            self.wake.notify_one();
+        }
     }
 
     /// Sync what is left and end the thread.
@@ -506,7 +513,9 @@ impl Syncer {
             let (file, end, written, stop) = {
                 let mut st = lock(&self.state);
                 while st.written == synced && !st.stop {
+                    st.parked = true;
                     st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st.parked = false;
                 }
                 (st.file.clone(), st.end, st.written, st.stop)
             };

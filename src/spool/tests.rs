@@ -184,6 +184,28 @@ async fn ack_on_write_syncs_behind_and_keeps_every_record() {
     assert_eq!(back[40..].iter().map(|p| p[0]).collect::<Vec<_>>(), (20..30u8).collect::<Vec<_>>());
 }
 
+/// `ack = "write"`: a write wakes the syncer only when it is parked (a
+/// wake-up is a syscall, so writes made while it syncs or pauses skip it).
+/// A record written to an idle spool must still become readable.
+#[tokio::test]
+async fn ack_on_write_wakes_an_idle_syncer() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let spool = Spool::open(SpoolConfig { ack: AckOn::Write, ..config(dir.path(), Durability::Spool) }).expect("open");
+    for round in 1..=3u64 {
+        // Long enough for the syncer to finish its pause and park.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        append(&spool, &[&[round as u8]]).await;
+        for _ in 0..500 {
+            if spool.unread() == round {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(spool.unread(), round, "round {round}: the record written to an idle spool became readable");
+    }
+    spool.close();
+}
+
 #[tokio::test]
 async fn a_restart_replays_unstored_records_and_the_inflight_batch() {
     let dir = tempfile::tempdir().expect("tmp");

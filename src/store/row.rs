@@ -185,15 +185,15 @@ impl<'a> From<&'a Event> for EventRow<'a> {
             session_visit: u8::from(e.session.started),
             session_bounce: e.session.bounce,
             session_seconds: e.session.seconds,
-            session_entry_page: &e.session.entry.page,
-            session_source: &e.session.entry.source,
+            session_entry_page: e.session.entry.page(),
+            session_source: e.session.entry.source(),
             session_channel: e.session.entry.channel,
-            session_referrer: &e.session.entry.referrer,
-            session_utm_source: &e.session.entry.utm_source,
-            session_utm_medium: &e.session.entry.utm_medium,
-            session_utm_campaign: &e.session.entry.utm_campaign,
-            session_utm_content: &e.session.entry.utm_content,
-            session_utm_term: &e.session.entry.utm_term,
+            session_referrer: e.session.entry.referrer(),
+            session_utm_source: e.session.entry.utm_source(),
+            session_utm_medium: e.session.entry.utm_medium(),
+            session_utm_campaign: e.session.entry.utm_campaign(),
+            session_utm_content: e.session.entry.utm_content(),
+            session_utm_term: e.session.entry.utm_term(),
         }
     }
 }

@@ -119,17 +119,20 @@ fn sample_event(ts: time::OffsetDateTime) -> Event {
             started: true,
             bounce: -1,
             seconds: 4_000_000_000,
-            entry: std::sync::Arc::new(headcount::sessions::Entry {
-                page: "/вход".into(),
-                source: "Google".into(),
-                channel: "Paid Search",
-                referrer: "google.com".into(),
-                utm_source: "us".into(),
-                utm_medium: "um".into(),
-                utm_campaign: "uc".into(),
-                utm_content: "uco".into(),
-                utm_term: "ut".into(),
-            }),
+            entry: std::sync::Arc::new(headcount::sessions::Entry::new(
+                "/вход",
+                "Google",
+                "Paid Search",
+                "google.com",
+                &headcount::event::Campaign {
+                    utm_source: "us".into(),
+                    utm_medium: "um".into(),
+                    utm_campaign: "uc".into(),
+                    utm_content: "uco".into(),
+                    utm_term: "ut".into(),
+                    ..Default::default()
+                },
+            )),
         },
     }
 }
