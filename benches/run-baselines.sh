@@ -159,9 +159,12 @@ fi
 # --- Baselines --------------------------------------------------------------
 mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
 nginx -p "$tmp/nginx/" -c "$repo/benches/nginx/empty_gif.conf" -e logs/error.log -g 'daemon off;' &
-pids+=("$!")
+nginx_pid=$!
+pids+=("$nginx_pid")
 "$BARE_HYPER_BIN" "127.0.0.1:$HYPER_PORT" 2>/dev/null &
-pids+=("$!")
+hyper_pid=$!
+pids+=("$hyper_pid")
+ch_pid=$(cat "$CH_DIR/clickhouse.pid" 2>/dev/null || echo 0)
 for port in $NGINX_PORT $HYPER_PORT; do
     for _ in $(seq 50); do
         curl -s -o /dev/null "http://127.0.0.1:$port/p.gif" && break
@@ -177,16 +180,46 @@ url[hyper]="http://127.0.0.1:$HYPER_PORT$PIXEL_PATH"
 script[event]="$repo/benches/wrk/event.lua"
 targets=(headcount nginx hyper event)
 
-# Requests/sec of one wrk run.
+declare -A server
+server[headcount]=$hc_pid
+server[event]=$hc_pid
+server[nginx]=$nginx_pid
+server[hyper]=$hyper_pid
+
+# CPU time (utime + stime, clock ticks) of processes and their children
+# (nginx's workers). The command name in /proc/PID/stat may hold spaces
+# ("nginx: worker process"), so fields are counted after its ")".
+ticks() {
+    local total=0 p
+    for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+        [[ $p != 0 && -r /proc/$p/stat ]] || continue
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$total"
+}
+# Busy clock ticks of the whole machine (user, nice, system, irq, softirq).
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# One wrk run: "req/s server-µs ClickHouse-µs machine-µs", the last three
+# CPU time per request (the server under test, ClickHouse, every process
+# on the machine — wrk included).
 bench() {
     local name=$1 d=$2
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$d" -H "User-Agent: $UA")
     [[ -n ${script[$name]:-} ]] && args+=(-s "${script[$name]}")
+    local s0 c0 b0
+    s0=$(ticks "${server[$name]}") c0=$(ticks "$ch_pid") b0=$(busy)
     wrk "${args[@]}" "${url[$name]}" >"$tmp/wrk.$name.out" 2>&1 || true
+    local s1 c1 b1
+    s1=$(ticks "${server[$name]}") c1=$(ticks "$ch_pid") b1=$(busy)
     if grep -q 'Non-2xx' "$tmp/wrk.$name.out"; then
         say "$name: $(grep 'Non-2xx' "$tmp/wrk.$name.out")"
     fi
-    awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }' "$tmp/wrk.$name.out"
+    awk -v s="$((s1 - s0))" -v c="$((c1 - c0))" -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" '
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        END { us = n > 0 ? 1e6 / hz / n : 0; printf "%.0f %.2f %.2f %.2f\n", rps, s * us, c * us, b * us }' \
+        "$tmp/wrk.$name.out"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -196,7 +229,7 @@ say "warm-up: 2 s per target"
 for t in "${targets[@]}"; do bench "$t" 2s >/dev/null; done
 
 say "$rounds rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A res
+declare -A res cpu
 printf '%-6s %12s %12s %12s %12s %9s %9s %9s  %s\n' round headcount nginx hyper event hc/nginx hc/hyper ev/pixel load >&2
 for ((r = 1; r <= rounds; r++)); do
     order=()
@@ -204,7 +237,7 @@ for ((r = 1; r <= rounds; r++)); do
         order+=("${targets[$(((i + r - 1) % ${#targets[@]}))]}")
     done
     for t in "${order[@]}"; do
-        res[$t,$r]=$(bench "$t" "$DURATION")
+        read -r res[$t,$r] cpu[$t,server,$r] cpu[$t,ch,$r] cpu[$t,all,$r] < <(bench "$t" "$DURATION")
     done
     res[r_nginx,$r]=$(awk -v a="${res[headcount,$r]}" -v b="${res[nginx,$r]}" 'BEGIN { printf "%.3f", a / b }')
     res[r_hyper,$r]=$(awk -v a="${res[headcount,$r]}" -v b="${res[hyper,$r]}" 'BEGIN { printf "%.3f", a / b }')
@@ -217,5 +250,14 @@ col() { for ((r = 1; r <= rounds; r++)); do echo "${res[$1,$r]}"; done | median;
 printf '%-6s %12s %12s %12s %12s %9s %9s %9s\n' median "$(col headcount)" "$(col nginx)" "$(col hyper)" \
     "$(col event)" "$(col r_nginx)" "$(col r_hyper)" "$(col r_event)"
 echo "(req/s; ratios are medians of the per-round ratios; hc = Headcount /p.gif, ev = Headcount /api/event)"
+echo
+echo "CPU per request, µs (medians over the rounds; clock ticks of /proc/PID/stat and /proc/stat around each run):"
+printf '%-10s %10s %11s %14s\n' target server ClickHouse "whole machine"
+cpucol() { for ((r = 1; r <= rounds; r++)); do echo "${cpu[$1,$2,$r]}"; done | median; }
+for t in headcount event nginx hyper; do
+    printf '%-10s %10s %11s %14s\n' "$t" "$(cpucol "$t" server)" "$(cpucol "$t" ch)" "$(cpucol "$t" all)"
+done
+echo "(whole machine includes wrk and anything else running; ClickHouse inserts Headcount's events in batches,"
+echo " so its CPU lands partly in the runs after the one that caused it)"
 
 check_rows
