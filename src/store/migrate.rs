@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         file: "0007_rollup_daily_one_view.sql",
         sql: include_str!("../../sql/0007_rollup_daily_one_view.sql"),
     },
+    Migration {
+        version: 8,
+        file: "0008_rollup_daily_midnight_view.sql",
+        sql: include_str!("../../sql/0008_rollup_daily_midnight_view.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
