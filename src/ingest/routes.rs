@@ -56,6 +56,7 @@ async fn route(ingest: &Ingest, peer: SocketAddr, req: Request<Incoming>) -> (Ro
         (&Method::GET, "/healthz") => (Route::Health, text(StatusCode::OK, "ok\n")),
         (&Method::GET, "/readyz") => (Route::Ready, ready(ingest)),
         (&Method::GET, "/metrics") => {
+            ingest.metrics.visits_remembered.set(i64::try_from(ingest.sessions.len()).unwrap_or(i64::MAX));
             let mut r = text(StatusCode::OK, ingest.metrics.render());
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             (Route::Metrics, r)

@@ -176,6 +176,8 @@ pub struct Metrics {
     pub rows_deduplicated: IntCounter,
     pub salt_ready: IntGauge,
     pub ua_cache_misses: IntCounter,
+    /// Visits kept in memory ([`crate::sessions`]), set when `/metrics` is read.
+    pub visits_remembered: IntGauge,
     /// Open connections (see [`crate::conn`]).
     pub connections_open: IntGauge,
     /// Times the accept loop waited because `limits.max_connections` were open.
@@ -239,6 +241,11 @@ impl Metrics {
         registry.register(Box::new(rows_deduplicated.clone()))?;
         registry.register(Box::new(salt_ready.clone()))?;
         registry.register(Box::new(ua_cache_misses.clone()))?;
+        let visits_remembered = IntGauge::new(
+            "headcount_visits_remembered",
+            "Visits kept in memory to place events in them (about 260 bytes each)",
+        )?;
+        registry.register(Box::new(visits_remembered.clone()))?;
         let connections_open = IntGauge::new("headcount_connections_open", "Open HTTP connections")?;
         let connections_limited = IntCounter::new(
             "headcount_connections_limited_total",
@@ -285,6 +292,7 @@ impl Metrics {
             rows_deduplicated,
             salt_ready,
             ua_cache_misses,
+            visits_remembered,
             connections_open,
             connections_limited,
             connections_timed_out,

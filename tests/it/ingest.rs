@@ -206,6 +206,35 @@ async fn one_event_for_several_sites_gets_unlinkable_ids() {
     assert_ne!(rows[0]["v"], rows[1]["v"], "the same person must not be linkable across sites");
 }
 
+/// `headcount_visits_remembered`: the visits kept in memory (about 260
+/// bytes each, at most 200,000), for sizing an instance.
+#[tokio::test]
+async fn metrics_count_the_visits_remembered() {
+    let env = Env::new("visitsgauge");
+    let app = env.start().await;
+    let c = client();
+    let gauge = async || {
+        let text = c.get(app.url("/metrics")).send().await.expect("req").text().await.expect("body");
+        text.lines().find_map(|l| l.strip_prefix("headcount_visits_remembered ")).map(str::to_owned)
+    };
+    assert_eq!(gauge().await.as_deref(), Some("0"));
+    // Two visitors (the User-Agent is part of the visitor id), two pageviews each.
+    for ua in [UA_CHROME, UA_IPHONE] {
+        for page in ["https://example.com/", "https://example.com/next"] {
+            let resp = c
+                .get(app.url("/p.gif"))
+                .query(&[("d", "example.com"), ("u", page)])
+                .header("user-agent", ua)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.headers()["x-headcount-event"], "accepted");
+        }
+    }
+    assert_eq!(gauge().await.as_deref(), Some("2"));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_ready_and_metrics_endpoints() {
     let env = Env::new("health");
