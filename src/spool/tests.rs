@@ -28,6 +28,17 @@ async fn append(spool: &Spool, payloads: &[&[u8]]) {
     spool.append(entry(payloads)).expect("append").wait().await.expect("durable");
 }
 
+/// A spool holding `n` records, one per append: record `i` is the byte `i`
+/// then `len` bytes of `fill`.
+async fn numbered(dir: &std::path::Path, durability: Durability, n: u8, fill: u8, len: usize) -> Spool {
+    let spool = Spool::open(config(dir, durability)).expect("open");
+    let body = vec![fill; len];
+    for i in 0..n {
+        append(&spool, &[&[&[i][..], &body[..]].concat()]).await;
+    }
+    spool
+}
+
 fn payloads(batch: &Batch) -> Vec<Vec<u8>> {
     batch.iter().map(|r| r.payload.to_vec()).collect()
 }
@@ -38,11 +49,7 @@ fn payloads(batch: &Batch) -> Vec<Vec<u8>> {
 async fn batches_stop_at_the_byte_limit() {
     for durability in [Durability::Spool, Durability::Memory] {
         let dir = tempfile::tempdir().expect("tmp");
-        let spool = Spool::open(config(dir.path(), durability)).expect("open");
-        let body = [1u8; 100];
-        for i in 0..30u8 {
-            append(&spool, &[&[&[i][..], &body[..]].concat()]).await;
-        }
+        let spool = numbered(dir.path(), durability, 30, 1, 100).await;
         let mut reader = spool.reader().max_bytes(350);
         let mut batches = Vec::new();
         loop {
@@ -75,11 +82,7 @@ async fn batches_stop_at_the_byte_limit() {
 async fn taken_records_can_be_read_again_until_committed() {
     for durability in [Durability::Spool, Durability::Memory] {
         let dir = tempfile::tempdir().expect("tmp");
-        let spool = Spool::open(config(dir.path(), durability)).expect("open");
-        let body = [3u8; 200];
-        for i in 0..12u8 {
-            append(&spool, &[&[&[i][..], &body[..]].concat()]).await;
-        }
+        let spool = numbered(dir.path(), durability, 12, 3, 200).await;
         let mut reader = spool.reader();
         let first = reader.read(4, None);
         let rest = reader.read(100, None);

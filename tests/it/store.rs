@@ -14,6 +14,14 @@ fn ch_config(database: &str) -> headcount::config::ClickHouseConfig {
     raw.validate(std::path::Path::new("/")).expect("valid").clickhouse
 }
 
+/// A fresh database, migrated, and the configuration that points at it.
+async fn migrated(tag: &str) -> headcount::config::ClickHouseConfig {
+    let database = fresh_database(tag);
+    let cfg = ch_config(&database);
+    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    cfg
+}
+
 #[tokio::test]
 async fn single_row_select_round_trip() {
     // Guards the broken `compress=1` of the Debian 18.16 build: a small
@@ -183,9 +191,7 @@ async fn spooled_entries(
 
 #[tokio::test]
 async fn every_event_column_round_trips() {
-    let database = fresh_database("roundtrip");
-    let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let cfg = migrated("roundtrip").await;
     let db = store::client(&cfg);
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
     let event = sample_event(ts);
@@ -226,9 +232,7 @@ async fn every_event_column_round_trips() {
 /// migrated table's, column for column.
 #[tokio::test]
 async fn the_writer_states_the_types_of_the_migrated_table() {
-    let database = fresh_database("coltypes");
-    let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let cfg = migrated("coltypes").await;
     let columns: Vec<(String, String)> = store::client(&cfg)
         .query("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
         .fetch_all()
@@ -248,9 +252,7 @@ async fn the_writer_states_the_types_of_the_migrated_table() {
 /// arrays of every length from 0 to 4.
 #[tokio::test]
 async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
-    let database = fresh_database("batchbytes");
-    let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let cfg = migrated("batchbytes").await;
     let dir = tempfile::tempdir().expect("tmp");
     // 6,000 rows of ~600 bytes: ~3.6 MB of backlog before the writer starts.
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
@@ -303,9 +305,7 @@ async fn large_backlogs_go_out_in_byte_capped_streamed_batches() {
 /// once.
 #[tokio::test]
 async fn a_bad_row_deep_in_a_batch_of_several_pieces_is_found_and_the_rest_stored() {
-    let database = fresh_database("pieces");
-    let cfg = ch_config(&database);
-    migrate::run(&store::server_client(&cfg), &database).await.expect("migrate");
+    let cfg = migrated("pieces").await;
     let dir = tempfile::tempdir().expect("tmp");
     let ts = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("ts");
     let bad = 4_321;
