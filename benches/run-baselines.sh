@@ -8,6 +8,9 @@
 #         Headcount POST /api/event (benches/wrk/event.lua)
 #         nginx empty_gif, access_log on, 2 workers  (port 45081, benches/nginx/empty_gif.conf)
 #         bare hyper 1.x answering 204, 2 workers    (port 45082, examples/bare_hyper.rs)
+#         Headcount GET /healthz, and GET /p.gif for a site it does not
+#         count (parsed and answered, nothing recorded): the steps between
+#         bare HTTP and a recorded pageview
 #       ROUNDS times (default 3), the order rotating every round so drift
 #       hits every target alike; prints each round, the medians and the
 #       median of the per-round ratios; finally checks that ClickHouse holds
@@ -177,14 +180,18 @@ url[headcount]="http://127.0.0.1:$HC_PORT$PIXEL_PATH"
 url[event]="http://127.0.0.1:$HC_PORT/api/event"
 url[nginx]="http://127.0.0.1:$NGINX_PORT$PIXEL_PATH"
 url[hyper]="http://127.0.0.1:$HYPER_PORT$PIXEL_PATH"
+url[healthz]="http://127.0.0.1:$HC_PORT/healthz"
+url[unknown]="http://127.0.0.1:$HC_PORT${PIXEL_PATH//example.com/not-counted.example}"
 script[event]="$repo/benches/wrk/event.lua"
-targets=(headcount nginx hyper event)
+targets=(headcount nginx hyper event healthz unknown)
 
 declare -A server
 server[headcount]=$hc_pid
 server[event]=$hc_pid
 server[nginx]=$nginx_pid
 server[hyper]=$hyper_pid
+server[healthz]=$hc_pid
+server[unknown]=$hc_pid
 
 # CPU time (utime + stime, clock ticks) of processes and their children
 # (nginx's workers). The command name in /proc/PID/stat may hold spaces
@@ -254,10 +261,21 @@ echo
 echo "CPU per request, µs (medians over the rounds; clock ticks of /proc/PID/stat and /proc/stat around each run):"
 printf '%-10s %10s %11s %14s\n' target server ClickHouse "whole machine"
 cpucol() { for ((r = 1; r <= rounds; r++)); do echo "${cpu[$1,$2,$r]}"; done | median; }
-for t in headcount event nginx hyper; do
+for t in headcount event nginx hyper healthz unknown; do
     printf '%-10s %10s %11s %14s\n' "$t" "$(cpucol "$t" server)" "$(cpucol "$t" ch)" "$(cpucol "$t" all)"
 done
 echo "(whole machine includes wrk and anything else running; ClickHouse inserts Headcount's events in batches,"
 echo " so its CPU lands partly in the runs after the one that caused it)"
+echo
+echo "From bare HTTP to a recorded pageview (req/s, medians; ratio to nginx empty_gif, median of the per-round ratios):"
+for t in hyper healthz unknown headcount; do
+    for ((r = 1; r <= rounds; r++)); do
+        res[x_$t,$r]=$(awk -v a="${res[$t,$r]}" -v b="${res[nginx,$r]}" 'BEGIN { printf "%.3f", a / b }')
+    done
+    printf '%-10s %10s %8s  %s\n' "$t" "$(col "$t")" "$(col "x_$t")" "$(case $t in
+        hyper) echo "bare hyper, 204" ;; healthz) echo "Headcount's router, no work" ;;
+        unknown) echo "/p.gif parsed and answered, site not counted: nothing recorded" ;;
+        headcount) echo "/p.gif recorded: depersonalized, spooled, stored in ClickHouse" ;; esac)"
+done
 
 check_rows

@@ -9,7 +9,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use headcount::event::Event;
-use headcount::spool::{AckOn, Durability, Entry, Overflow, Spool, SpoolConfig};
+use headcount::spool::{AckOn, DEFAULT_SYNC_INTERVAL, Durability, Entry, Overflow, Spool, SpoolConfig};
 use headcount::store::sink::encode_event;
 use std::hint::black_box;
 
@@ -22,6 +22,7 @@ fn spool(durability: Durability, ack: AckOn, dir: &std::path::Path) -> Spool {
         memory_bytes: 1 << 30,
         segment_bytes: 64 << 20,
         overflow: Overflow::Reject,
+        sync_interval: DEFAULT_SYNC_INTERVAL,
     })
     .expect("spool")
 }

@@ -303,6 +303,7 @@ pub struct RawSpool {
     pub memory_bytes: u64,
     pub segment_bytes: u64,
     pub overflow: String,
+    pub sync_interval_ms: u64,
 }
 
 impl Default for RawSpool {
@@ -315,6 +316,7 @@ impl Default for RawSpool {
             memory_bytes: 64 << 20,
             segment_bytes: 64 << 20,
             overflow: "reject".into(),
+            sync_interval_ms: crate::spool::DEFAULT_SYNC_INTERVAL.as_millis() as u64,
         }
     }
 }
@@ -361,6 +363,9 @@ impl RawSpool {
         if !(1 << 12..=1 << 32).contains(&self.segment_bytes) {
             p.push("spool.segment_bytes: must be between 4096 and 2^32".into());
         }
+        if !(1..=1000).contains(&self.sync_interval_ms) {
+            p.push("spool.sync_interval_ms: must be between 1 and 1000".into());
+        }
         let dir = PathBuf::from(self.dir.trim());
         SpoolConfig {
             durability,
@@ -370,6 +375,7 @@ impl RawSpool {
             memory_bytes: self.memory_bytes,
             segment_bytes: self.segment_bytes,
             overflow,
+            sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
         }
     }
 }
@@ -504,7 +510,10 @@ impl Default for RawLog {
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("server", &["listen", "max_body_bytes", "max_url_bytes"]),
     ("clickhouse", &["url", "database", "user", "password", "batch_rows", "batch_bytes", "batch_interval_ms"]),
-    ("spool", &["durability", "ack", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow"]),
+    (
+        "spool",
+        &["durability", "ack", "dir", "max_bytes", "memory_bytes", "segment_bytes", "overflow", "sync_interval_ms"],
+    ),
     ("privacy", &["ip_mode", "trusted_proxies", "salt_key_file", "salt_grace_minutes"]),
     ("sites", &["domain"]),
     ("log", &["format", "level"]),

@@ -11,6 +11,7 @@
 use crate::privacy::ClientIp;
 use crate::privacy::ip::normalize;
 use hyper::HeaderMap;
+use hyper::header::{FORWARDED, HeaderName};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -44,26 +45,30 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&ip))
 }
 
+// Names as constants: a `&str` name is parsed on every lookup.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
 /// Every value of the header `name`. A value is never skipped: a trusted
 /// proxy may have appended its hop to a client's header that is not ASCII,
 /// and skipping it would let an earlier value or a lower-priority header,
 /// both client-controlled, name the client. UTF-8 is read as it is (its
 /// non-address hops do not parse); anything else is one unknown hop.
-fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+fn header_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
     headers.get_all(name).into_iter().map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("for=unknown"))
 }
 
 /// `X-Forwarded-For: client, proxy1, proxy2` (possibly over several headers).
 fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
     let hops: Vec<Option<IpAddr>> =
-        header_values(headers, "x-forwarded-for").flat_map(|v| v.split(',')).map(|h| parse_hop(h.trim())).collect();
+        header_values(headers, &X_FORWARDED_FOR).flat_map(|v| v.split(',')).map(|h| parse_hop(h.trim())).collect();
     (!hops.is_empty()).then_some(hops)
 }
 
 /// `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"`.
 fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
     let mut hops = Vec::new();
-    for element in header_values(headers, "forwarded").flat_map(|v| v.split(',')) {
+    for element in header_values(headers, &FORWARDED).flat_map(|v| v.split(',')) {
         for pair in element.split(';') {
             let Some((k, v)) = pair.trim().split_once('=') else {
                 continue;
@@ -77,7 +82,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 }
 
 fn x_real_ip(headers: &HeaderMap) -> Option<IpAddr> {
-    header_values(headers, "x-real-ip").next().and_then(|v| parse_hop(v.trim()))
+    header_values(headers, &X_REAL_IP).next().and_then(|v| parse_hop(v.trim()))
 }
 
 /// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80` → address.

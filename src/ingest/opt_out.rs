@@ -23,10 +23,13 @@
 
 use crate::config::Config;
 use hyper::HeaderMap;
+use hyper::header::{self, HeaderName};
 
 /// Whether the request carries `DNT: 1` or `Sec-GPC: 1`.
 pub fn declines_tracking(headers: &HeaderMap) -> bool {
-    ["dnt", "sec-gpc"].iter().any(|h| headers.get(*h).is_some_and(|v| v.as_bytes().trim_ascii() == b"1"))
+    // Names as constants: a `&str` name is parsed on every lookup.
+    const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+    [header::DNT, SEC_GPC].iter().any(|h| headers.get(h).is_some_and(|v| v.as_bytes().trim_ascii() == b"1"))
 }
 
 /// Languages of the opt-out page.

@@ -435,10 +435,6 @@ fn append_error(e: &std::io::Error) -> AppendError {
     }
 }
 
-/// With `ack = "write"`, the syncer's fsyncs start at most this often: the
-/// most a power cut can lose is about this much plus one fsync.
-const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// Records up to `end` are on disk: the writer may read them.
 fn made_durable(shared: &Shared, end: Pos, records: u64) {
     *lock(&shared.durable) = end;
@@ -456,6 +452,8 @@ fn made_durable(shared: &Shared, end: Pos, records: u64) {
 pub(super) struct Syncer {
     state: Mutex<SyncState>,
     wake: Condvar,
+    /// `spool.sync_interval_ms`: fsyncs start at most this often.
+    every: std::time::Duration,
 }
 
 struct SyncState {
@@ -473,6 +471,7 @@ impl Syncer {
     pub(super) fn start(
         appender: &Appender,
         shared: &Arc<Shared>,
+        every: std::time::Duration,
     ) -> std::io::Result<(Arc<Syncer>, std::thread::JoinHandle<()>)> {
         let syncer = Arc::new(Syncer {
             state: Mutex::new(SyncState {
@@ -483,6 +482,7 @@ impl Syncer {
                 parked: false,
             }),
             wake: Condvar::new(),
+            every,
         });
         let (me, shared, synced) = (syncer.clone(), shared.clone(), appender.written);
         let handle = std::thread::Builder::new().name("spool-syncer".into()).spawn(move || me.run(&shared, synced))?;
@@ -532,7 +532,7 @@ impl Syncer {
                         // here: 12 % of the process at 46k events/s when
                         // back to back); a pause lets the next one cover
                         // more records. Nothing waits for it but the writer.
-                        if !stop && let Some(rest) = SYNC_EVERY.checked_sub(started.elapsed()) {
+                        if !stop && let Some(rest) = self.every.checked_sub(started.elapsed()) {
                             std::thread::sleep(rest);
                         }
                     }

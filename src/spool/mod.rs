@@ -97,6 +97,9 @@ pub struct SpoolConfig {
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
     pub overflow: Overflow,
+    /// With `ack = "write"`, the syncer's fsyncs start at most this often:
+    /// a power cut loses at most about this much plus one fsync.
+    pub sync_interval: std::time::Duration,
 }
 
 impl SpoolConfig {
@@ -111,6 +114,7 @@ impl SpoolConfig {
             memory_bytes: bytes,
             segment_bytes: bytes,
             overflow: Overflow::Reject,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
         }
     }
 }
@@ -154,6 +158,12 @@ pub struct InFlight {
 }
 
 const FRAME_HEADER: usize = 12;
+
+/// `spool.sync_interval_ms` unless configured. Against 2 ms, 10 ms cut
+/// Headcount's CPU per recorded `/p.gif` by 7 % (BENCHMARKS.md, seventh
+/// session); PostgreSQL's `synchronous_commit = off` waits up to 3 ×
+/// `wal_writer_delay` (200 ms).
+pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Records for one append, framed as they will be on disk.
 #[derive(Debug, Default)]
@@ -438,7 +448,8 @@ impl Spool {
                     handle
                 }
                 AckOn::Write => {
-                    let (syncer, handle) = disk::Syncer::start(&appender, &shared).map_err(thread_error)?;
+                    let (syncer, handle) =
+                        disk::Syncer::start(&appender, &shared, shared.config.sync_interval).map_err(thread_error)?;
                     *lock(&shared.direct) = Some(Direct { appender, syncer });
                     handle
                 }

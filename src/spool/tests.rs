@@ -9,6 +9,7 @@ fn config(dir: &std::path::Path, durability: Durability) -> SpoolConfig {
         memory_bytes: 1 << 20,
         segment_bytes: 1 << 10,
         overflow: Overflow::Reject,
+        sync_interval: DEFAULT_SYNC_INTERVAL,
     }
 }
 
@@ -190,6 +191,17 @@ async fn ack_on_write_syncs_behind_and_keeps_every_record() {
 /// `ack = "write"`: a write wakes the syncer only when it is parked (a
 /// wake-up is a syscall, so writes made while it syncs or pauses skip it).
 /// A record written to an idle spool must still become readable.
+/// Waits up to 2.5 s for `n` records to be readable (fsynced).
+async fn readable(spool: &Spool, n: u64) -> bool {
+    for _ in 0..500 {
+        if spool.unread() >= n {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn ack_on_write_wakes_an_idle_syncer() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -198,14 +210,29 @@ async fn ack_on_write_wakes_an_idle_syncer() {
         // Long enough for the syncer to finish its pause and park.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         append(&spool, &[&[round as u8]]).await;
-        for _ in 0..500 {
-            if spool.unread() == round {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(spool.unread(), round, "round {round}: the record written to an idle spool became readable");
+        assert!(readable(&spool, round).await, "round {round}: the record written to an idle spool became readable");
     }
+    spool.close();
+}
+
+/// `spool.sync_interval_ms` spaces the syncer's fsyncs: a record written
+/// right after one became durable waits for the interval (it is in the file
+/// and acknowledged, not yet readable by the writer), then follows.
+#[tokio::test]
+async fn ack_on_write_fsyncs_at_most_once_per_sync_interval() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let every = std::time::Duration::from_millis(400);
+    let spool =
+        Spool::open(SpoolConfig { ack: AckOn::Write, sync_interval: every, ..config(dir.path(), Durability::Spool) })
+            .expect("open");
+    append(&spool, &[b"a"]).await;
+    assert!(readable(&spool, 1).await, "the first record is fsynced at once by the idle syncer");
+    let second = std::time::Instant::now();
+    append(&spool, &[b"b"]).await;
+    tokio::time::sleep(every / 4).await;
+    assert_eq!(spool.unread(), 1, "the second record waits for the interval");
+    assert!(readable(&spool, 2).await, "then it is fsynced too");
+    assert!(second.elapsed() >= every / 2, "no earlier than the interval after the first fsync");
     spool.close();
 }
 
