@@ -452,8 +452,6 @@ fn made_durable(shared: &Shared, end: Pos, records: u64) {
 pub(super) struct Syncer {
     state: Mutex<SyncState>,
     wake: Condvar,
-    /// `spool.sync_interval_ms`: fsyncs start at most this often.
-    every: std::time::Duration,
 }
 
 struct SyncState {
@@ -471,7 +469,6 @@ impl Syncer {
     pub(super) fn start(
         appender: &Appender,
         shared: &Arc<Shared>,
-        every: std::time::Duration,
     ) -> std::io::Result<(Arc<Syncer>, std::thread::JoinHandle<()>)> {
         let syncer = Arc::new(Syncer {
             state: Mutex::new(SyncState {
@@ -482,7 +479,6 @@ impl Syncer {
                 parked: false,
             }),
             wake: Condvar::new(),
-            every,
         });
         let (me, shared, synced) = (syncer.clone(), shared.clone(), appender.written);
         let handle = std::thread::Builder::new().name("spool-syncer".into()).spawn(move || me.run(&shared, synced))?;
@@ -532,7 +528,7 @@ impl Syncer {
                         // here: 12 % of the process at 46k events/s when
                         // back to back); a pause lets the next one cover
                         // more records. Nothing waits for it but the writer.
-                        if !stop && let Some(rest) = self.every.checked_sub(started.elapsed()) {
+                        if !stop && let Some(rest) = shared.config.sync_interval.checked_sub(started.elapsed()) {
                             std::thread::sleep(rest);
                         }
                     }

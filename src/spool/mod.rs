@@ -448,8 +448,7 @@ impl Spool {
                     handle
                 }
                 AckOn::Write => {
-                    let (syncer, handle) =
-                        disk::Syncer::start(&appender, &shared, shared.config.sync_interval).map_err(thread_error)?;
+                    let (syncer, handle) = disk::Syncer::start(&appender, &shared).map_err(thread_error)?;
                     *lock(&shared.direct) = Some(Direct { appender, syncer });
                     handle
                 }
